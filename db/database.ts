@@ -1,0 +1,40 @@
+import { Kysely, PostgresDialect } from 'kysely';
+import { Pool } from 'pg';
+import type { Database } from './schema';
+
+export type Db = Kysely<Database>;
+
+export interface DatabaseHandle {
+  db: Db;
+  /** True when a query reached the server just now. */
+  ping: () => Promise<boolean>;
+  close: () => Promise<void>;
+}
+
+/** Opens a pool; a dropped connection is reported, never fatal (the pool reconnects on the next query). */
+export function openDatabase(
+  connectionString: string,
+  options: { poolSize?: number; onPoolError?: (error: Error) => void } = {},
+): DatabaseHandle {
+  const pool = new Pool({
+    connectionString,
+    max: options.poolSize ?? 10,
+    connectionTimeoutMillis: 5_000,
+  });
+  pool.on('error', (error) => options.onPoolError?.(error));
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    db,
+    async ping() {
+      try {
+        await pool.query('select 1');
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    async close() {
+      await db.destroy();
+    },
+  };
+}

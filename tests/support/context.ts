@@ -1,0 +1,17 @@
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+/** What the global setup started, handed to every test file through a file (not the environment). */
+export interface TestContext {
+  databaseUrl: string;
+  temporalAddress: string;
+  workflowBundlePath: string;
+  testServerPath: string;
+}
+
+export const TEST_DIR = resolve(__dirname, '..', '..', '.data', 'test');
+export const CONTEXT_FILE = join(TEST_DIR, 'context.json');
+
+export function testContext(): TestContext {
+  return JSON.parse(readFileSync(CONTEXT_FILE, 'utf8')) as TestContext;
+}

@@ -1,0 +1,141 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
+import pino from 'pino';
+import { createActivities } from '../../activities';
+import { type AppDeps, createApp } from '../../api/app';
+import { type Db, openDatabase } from '../../db/database';
+import type { Actor } from '../../domain/case';
+import { openTemporalClient } from '../../temporal';
+import { testContext } from './context';
+
+let runtimeInstalled = false;
+export function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  Runtime.install({
+    logger: new DefaultLogger('ERROR'),
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }) } },
+  });
+  runtimeInstalled = true;
+}
+
+export interface ApiResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+export interface TestStack {
+  db: Db;
+  client: Client;
+  taskQueue: string;
+  url: string;
+  request<T = any>(
+    method: string,
+    path: string,
+    options?: { body?: unknown; actor?: Actor | null; headers?: Record<string, string> },
+  ): Promise<ApiResponse<T>>;
+  close: () => Promise<void>;
+}
+
+export const STAFF: Actor = { id: 'staff-1', role: 'staff' };
+
+/** Sends a request to a listening app, as the given actor. */
+export async function send<T>(
+  url: string,
+  method: string,
+  path: string,
+  options: { body?: unknown; actor?: Actor | null; headers?: Record<string, string> } = {},
+): Promise<ApiResponse<T>> {
+  const actor = options.actor === undefined ? STAFF : options.actor;
+  const headers: Record<string, string> = { ...(options.headers ?? {}) };
+  if (actor) Object.assign(headers, { 'x-actor-id': actor.id, 'x-actor-role': actor.role });
+  if (options.body !== undefined) headers['content-type'] ??= 'application/json';
+  const response = await fetch(`${url}${path}`, {
+    method,
+    headers,
+    body:
+      options.body === undefined
+        ? undefined
+        : typeof options.body === 'string'
+          ? options.body
+          : JSON.stringify(options.body),
+  });
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: response.status, headers: response.headers, body: body as T };
+}
+
+export async function listen(deps: AppDeps): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = await new Promise((resolve) => {
+    const s = createApp(deps).listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/**
+ * A real stack for one test file: the suite's PostgreSQL and Temporal, a worker on its own
+ * task queue running the bundled workflows with real activities, and the API listening on a free port.
+ */
+export async function startStack(): Promise<TestStack> {
+  quietRuntime();
+  const context = testContext();
+  const taskQueue = `test-${randomUUID()}`;
+  const database = openDatabase(context.databaseUrl);
+  const temporal = openTemporalClient(context.temporalAddress, 'default');
+  const nativeConnection = await NativeConnection.connect({ address: context.temporalAddress });
+  const worker = await Worker.create({
+    connection: nativeConnection,
+    taskQueue,
+    workflowBundle: { codePath: context.workflowBundlePath },
+    activities: createActivities({ db: database.db }),
+  });
+  const running = worker.run();
+  const api = await listen({
+    db: database.db,
+    temporal: temporal.client,
+    taskQueue,
+    logger: pino({ level: 'silent' }),
+    health: { postgres: database.ping, temporal: temporal.ping },
+  });
+  return {
+    db: database.db,
+    client: temporal.client,
+    taskQueue,
+    url: api.url,
+    request: (method, path, options) => send(api.url, method, path, options),
+    async close() {
+      await api.close();
+      worker.shutdown();
+      await running;
+      await nativeConnection.close();
+      await temporal.close();
+      await database.close();
+    },
+  };
+}
+
+/** Polls until `probe` returns a value, or fails after `timeoutMs`. */
+export async function eventually<T>(
+  probe: () => Promise<T | undefined | null | false>,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

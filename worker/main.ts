@@ -1,0 +1,81 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import { createActivities } from '../activities';
+import { type Config, loadConfig, requireConnections } from '../config';
+import { openDatabase } from '../db/database';
+import { createLogger } from '../logger';
+
+export interface RunningWorker {
+  /** Settles when the worker has stopped. */
+  done: Promise<void>;
+  stop: () => Promise<void>;
+}
+
+async function connectWithRetry(address: string, logger: Logger): Promise<NativeConnection> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await NativeConnection.connect({ address });
+    } catch (error) {
+      // Temporal may come up after us (compose, a restart): wait for it rather than crash-loop.
+      const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
+      logger.warn({ attempt, retryInMs: delay, err: (error as Error).message }, 'temporal not reachable yet');
+      await sleep(delay);
+    }
+  }
+}
+
+let runtimeInstalled = false;
+
+/** Polls the task queue with the case workflows and their activities until stop(). */
+export async function startWorker(
+  config: Config & { DATABASE_URL: string; TEMPORAL_ADDRESS: string },
+  logger: Logger,
+): Promise<RunningWorker> {
+  if (!runtimeInstalled) {
+    Runtime.install({
+      logger: new DefaultLogger('WARN'),
+      telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } },
+    });
+    runtimeInstalled = true;
+  }
+  const database = openDatabase(config.DATABASE_URL, {
+    poolSize: config.DATABASE_POOL_SIZE,
+    onPoolError: (error) => logger.warn({ err: error.message }, 'postgres connection lost'),
+  });
+  const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, logger);
+  const worker = await Worker.create({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    workflowsPath: require.resolve('../workflows'),
+    activities: createActivities({ db: database.db }),
+  });
+  const done = worker.run().finally(async () => {
+    await connection.close();
+    await database.close();
+  });
+  return {
+    done,
+    async stop() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await done;
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const config = requireConnections(loadConfig());
+  const logger = createLogger(config, 'worker');
+  const running = await startWorker(config, logger);
+  logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker polling');
+  await running.done;
+  logger.info('worker stopped');
+}
+
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`worker failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  });
+}
