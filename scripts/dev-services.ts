@@ -3,7 +3,6 @@ import { existsSync, mkdirSync, openSync, closeSync, readFileSync } from 'node:f
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Connection } from '@temporalio/client';
 import { Client as PgClient } from 'pg';
 
 /**
@@ -123,8 +122,12 @@ export interface RunningTemporal {
   stop: () => Promise<void>;
 }
 
-/** Waits until a Temporal frontend answers, or throws after `timeoutMs`. */
+/**
+ * Waits until a Temporal frontend answers, or throws after `timeoutMs`. Asks through the CLI:
+ * an SDK connection's gRPC timers would keep this process (and jest) alive after it closed.
+ */
 export async function waitForTemporal(
+  cli: string,
   address: string,
   timeoutMs: number,
   exited?: () => string | undefined,
@@ -134,18 +137,13 @@ export async function waitForTemporal(
   while (Date.now() < deadline) {
     const reason = exited?.();
     if (reason) throw new Error(`temporal dev server exited before it was ready: ${reason}`);
-    try {
-      const connection = await Connection.connect({ address, connectTimeout: 1_000 });
-      try {
-        await connection.withDeadline(Date.now() + 2_000, () => connection.workflowService.getSystemInfo({}));
-        return;
-      } finally {
-        await connection.close();
-      }
-    } catch (error) {
-      lastError = (error as Error).message;
-      await sleep(250);
-    }
+    const probe = spawnSync(cli, ['operator', 'cluster', 'health', '--address', address, '--command-timeout', '2s'], {
+      encoding: 'utf8',
+      timeout: 5_000,
+    });
+    if (probe.status === 0) return;
+    lastError = (probe.stderr || probe.stdout || '').trim().split('\n').pop() ?? '';
+    await sleep(250);
   }
   throw new Error(`temporal at ${address} did not become ready within ${timeoutMs / 1000}s: ${lastError}`);
 }
@@ -190,14 +188,17 @@ export async function startTemporalDevServer(options: {
   const stop = async () => {
     if (exitReason) return;
     child.kill('SIGTERM');
-    const killed = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
+    const killed = await Promise.race([
+      exited.then(() => true),
+      sleep(10_000, undefined, { ref: false }).then(() => false),
+    ]);
     if (!killed) {
       child.kill('SIGKILL');
       await exited;
     }
   };
   try {
-    await waitForTemporal(address, 60_000, () => exitReason);
+    await waitForTemporal(options.binary, address, 60_000, () => exitReason);
   } catch (error) {
     await stop();
     const tail = existsSync(options.logFile)
