@@ -1,18 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { type Client, WorkflowNotFoundError } from '@temporalio/client';
-import express, { type Request, type RequestHandler } from 'express';
+import type { Client } from '@temporalio/client';
+import express, { type RequestHandler } from 'express';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import swaggerUiDist from 'swagger-ui-dist';
-import type { z } from 'zod';
-import { appendAuditEvent } from '../db/audit';
-import { findCase } from '../db/cases';
-import type { CaseRow, Database } from '../db/schema';
-import { type Actor, caseWorkflowId } from '../domain/case';
-import { cancelCaseUpdate, caseWorkflow } from '../workflows/case';
+import type { Database } from '../db/schema';
+import { agencyRoutes } from './agencies';
+import { caseRoutes } from './cases';
 import { openApiDocument } from './openapi';
-import { problem, problemHandler, validationProblem } from './problem';
-import { type CaseView, actorHeaders, cancelCaseBody, caseIdParams, createCaseBody } from './schemas';
+import { problem, problemHandler } from './problem';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -29,38 +25,6 @@ export interface AppDeps {
   taskQueue: string;
   logger: Logger;
   health: { postgres: () => Promise<boolean>; temporal: () => Promise<boolean> };
-}
-
-function parse<T extends z.ZodType>(schema: T, value: unknown, where: 'body' | 'path' | 'header'): z.infer<T> {
-  const result = schema.safeParse(value ?? {});
-  if (!result.success) throw validationProblem(result.error, where);
-  return result.data;
-}
-
-function actorOf(req: Request): Actor {
-  const result = actorHeaders.safeParse(req.headers);
-  if (!result.success) {
-    throw problem(401, 'say who is acting: X-Actor-Id and X-Actor-Role headers are required', {
-      errors: validationProblem(result.error, 'header').problem.errors,
-    });
-  }
-  return { id: result.data['x-actor-id'], role: result.data['x-actor-role'] };
-}
-
-function toView(row: CaseRow): CaseView {
-  return {
-    caseId: row.case_id,
-    workflowId: row.workflow_id,
-    status: row.status,
-    step: row.step,
-    agencyId: row.agency_id,
-    clientId: row.client_id,
-    counselorId: row.counselor_id,
-    kind: row.kind,
-    reason: row.reason,
-    createdAt: row.created_at.toISOString(),
-    updatedAt: new Date(row.updated_at).toISOString(),
-  };
 }
 
 const requestId: RequestHandler = (req, res, next) => {
@@ -119,73 +83,8 @@ export function createApp(deps: AppDeps): express.Express {
     res.type('js').send(`window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#ui' });`);
   });
 
-  /** Starts a case workflow; the case row is written by the workflow's first activity. */
-  app.post('/v1/cases', async (req, res) => {
-    const actor = actorOf(req);
-    const body = parse(createCaseBody, req.body, 'body');
-    const caseId = body.caseId ?? randomUUID();
-    const workflowId = caseWorkflowId(caseId);
-    await temporal.workflow.start(caseWorkflow, {
-      workflowId,
-      taskQueue,
-      args: [{ ...body, caseId, openedBy: actor, requestId: req.id }],
-    });
-    res
-      .status(202)
-      .location(`/v1/cases/${caseId}`)
-      .json({ caseId, workflowId, status: 'opening', step: 'opening' } satisfies CaseView);
-  });
-
-  /** Reads a case from the read model; every read is itself audited. */
-  app.get('/v1/cases/:caseId', async (req, res) => {
-    const actor = actorOf(req);
-    const { caseId } = parse(caseIdParams, req.params, 'path');
-    const row = await findCase(db, caseId);
-    if (!row) {
-      // Started but not yet written by its first activity (or the worker is down): say so.
-      const workflowId = caseWorkflowId(caseId);
-      try {
-        await temporal.workflow.getHandle(workflowId).describe();
-      } catch (error) {
-        if (error instanceof WorkflowNotFoundError) throw problem(404, `no case ${caseId}`);
-        throw error;
-      }
-      res.json({ caseId, workflowId, status: 'opening', step: 'opening' } satisfies CaseView);
-      return;
-    }
-    await db.transaction().execute((trx) =>
-      appendAuditEvent(trx, {
-        eventKey: `${caseId}:viewed:${randomUUID()}`,
-        actor,
-        action: 'case.viewed',
-        caseId,
-        clientId: row.client_id,
-        outcome: 'done',
-        requestId: req.id,
-        sourceAddress: req.ip ?? null,
-      }),
-    );
-    res.json(toView(row));
-  });
-
-  /** Cancels a case (the move fell through, or client and counselor decided to continue). */
-  app.post('/v1/cases/:caseId/cancel', async (req, res) => {
-    const actor = actorOf(req);
-    const { caseId } = parse(caseIdParams, req.params, 'path');
-    const { reason } = parse(cancelCaseBody, req.body, 'body');
-    const handle = temporal.workflow.getHandle(caseWorkflowId(caseId));
-    try {
-      await handle.executeUpdate(cancelCaseUpdate, { args: [{ actor, reason, requestId: req.id }] });
-    } catch (error) {
-      if (!(error instanceof WorkflowNotFoundError)) throw error;
-      // The workflow has ended (or never was): the read model says which.
-      const ended = await findCase(db, caseId);
-      throw ended ? problem(409, `case is already ${ended.status}`) : problem(404, `no case ${caseId}`);
-    }
-    const row = await findCase(db, caseId);
-    if (!row) throw problem(404, `no case ${caseId}`);
-    res.json(toView(row));
-  });
+  app.use(caseRoutes({ db, temporal, taskQueue }));
+  app.use(agencyRoutes({ db }));
 
   app.use((req, _res, next) => next(problem(404, `no route ${req.method} ${req.path}`)));
   app.use(problemHandler(logger));

@@ -1,8 +1,9 @@
 import { z } from 'zod';
-import { actorHeaders, cancelCaseBody, caseView, createCaseBody, healthView } from './schemas';
+import { ACTION_ROUTES } from './cases';
+import { actorHeaders, caseView, createCaseBody, healthView, policyBody } from './schemas';
 
 interface Operation {
-  method: 'get' | 'post';
+  method: 'get' | 'post' | 'put';
   path: string;
   summary: string;
   actor?: boolean;
@@ -31,19 +32,48 @@ const operations: Operation[] = [
   {
     method: 'get',
     path: '/v1/cases/{caseId}',
-    summary: 'Read a case (the read is audited)',
+    summary: 'Read a case: where it stands, what it waits for, what blocks closing it (the read is audited)',
     actor: true,
     response: { status: 200, schema: caseView },
     problems: [400, 401, 404, 503],
   },
   {
-    method: 'post',
-    path: '/v1/cases/{caseId}/cancel',
-    summary: 'Cancel a case, with a reason',
+    method: 'get',
+    path: '/v1/cases/{caseId}/letter',
+    summary: 'The closing letter as HTML (X-Checksum-SHA256, X-Delivery)',
     actor: true,
-    body: cancelCaseBody,
+    problems: [401, 404],
+  },
+  {
+    method: 'get',
+    path: '/v1/cases/{caseId}/letter.pdf',
+    summary: 'The closing letter as PDF (X-Checksum-SHA256, X-Delivery)',
+    actor: true,
+    problems: [401, 404],
+  },
+  ...ACTION_ROUTES.map((route): Operation => ({
+    method: 'post',
+    path: `/v1/cases/{caseId}/${route.path.replace(/:(\w+)/g, '{$1}')}`,
+    summary: route.summary,
+    actor: true,
+    body: route.body,
     response: { status: 200, schema: caseView },
-    problems: [400, 401, 404, 409, 503],
+    problems: [400, 401, 404, 409, 422, 503],
+  })),
+  {
+    method: 'get',
+    path: '/v1/agencies/{agencyId}/policy',
+    summary: "The agency's process policy (defaults where unset)",
+    actor: true,
+    problems: [400, 401],
+  },
+  {
+    method: 'put',
+    path: '/v1/agencies/{agencyId}/policy',
+    summary: 'Set the agency policy; running cases keep theirs',
+    actor: true,
+    body: policyBody,
+    problems: [400, 401, 403],
   },
 ];
 

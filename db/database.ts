@@ -1,5 +1,8 @@
 import { Kysely, PostgresDialect } from 'kysely';
-import { Pool } from 'pg';
+import { Pool, types } from 'pg';
+
+// SQL dates stay ISO date strings: a calendar date has no time zone to shift it.
+types.setTypeParser(types.builtins.DATE, (value) => value);
 import type { Database } from './schema';
 
 export type Db = Kysely<Database>;

@@ -1,5 +1,13 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
 import type { CaseKind, CaseReason, CaseStatus, Role } from '../domain/case';
+import type {
+  CaseProcessState,
+  ContactChannel,
+  ContactPreferences,
+  Policy,
+  ReferralState,
+  RiskFlag,
+} from '../domain/process';
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 type Json = ColumnType<unknown, string | null, string | null>;
@@ -17,6 +25,99 @@ export interface CasesTable {
   opened_by: string;
   created_at: Generated<Date>;
   updated_at: Timestamp;
+  transfer_id: string | null;
+  client_name: ColumnType<string, string | undefined, string>;
+  last_day: ColumnType<string | null, string | null | undefined, string | null>;
+  notice_due: ColumnType<string | null, string | null | undefined, string | null>;
+  risk_flags: ColumnType<RiskFlag[], string | undefined, string>;
+  contact: ColumnType<ContactPreferences, string | undefined, string>;
+  has_sud_records: ColumnType<boolean, boolean | undefined, boolean>;
+  state: ColumnType<CaseProcessState | null, string | null | undefined, string | null>;
+  /** The workflow's event number of the snapshot in `state`; an older snapshot never overwrites a newer one. */
+  state_version: ColumnType<number, number | undefined, number>;
+}
+
+export interface AgencyPoliciesTable {
+  agency_id: string;
+  agency_name: string;
+  agency_phone: string;
+  policy: ColumnType<Policy, string, string>;
+  updated_by: string;
+  updated_at: Timestamp;
+}
+
+export interface ReferralsTable {
+  referral_id: string;
+  case_id: string;
+  provider_id: string;
+  provider_name: string;
+  provider_contact: string;
+  external: boolean;
+  state: ReferralState;
+  consent_id: string | null;
+  appointment_at: Date | null;
+  history: Json;
+  state_version: number;
+  updated_at: Timestamp;
+}
+
+export interface ConsentsTable {
+  consent_id: string;
+  case_id: string;
+  client_id: string;
+  recipient_provider_id: string;
+  disclosed: string;
+  purpose: string;
+  expires_on: string;
+  covers_sud_records: boolean;
+  signed_on: string;
+  revoked_at: Date | null;
+}
+
+export interface DisclosuresTable {
+  disclosure_id: string;
+  case_id: string;
+  client_id: string;
+  recipient_provider_id: string;
+  consent_id: string;
+  disclosed: string;
+  substance_use_records: boolean;
+  redisclosure_notice: string | null;
+  disclosed_at: Date;
+}
+
+export interface LettersTable {
+  letter_id: string;
+  case_id: string;
+  html: string;
+  pdf: Buffer;
+  pdf_sha256: string;
+  html_sha256: string;
+  channel: ContactChannel | null;
+  delivery: 'sent' | 'held_for_in_person';
+  created_at: Generated<Date>;
+}
+
+export interface TasksTable {
+  task_key: string;
+  case_id: string;
+  kind: string;
+  assignee_role: string;
+  assignee_id: string | null;
+  detail: string;
+  created_at: Generated<Date>;
+  done_at: Date | null;
+}
+
+export interface OutboxTable {
+  message_key: string;
+  case_id: string;
+  kind: string;
+  channel: string;
+  recipient: string;
+  payload: Json;
+  created_at: Generated<Date>;
+  delivered_at: Date | null;
 }
 
 export type AuditOutcome = 'done' | 'refused' | 'failed';
@@ -45,6 +146,13 @@ export interface AuditEventsTable {
 export interface Database {
   cases: CasesTable;
   audit_events: AuditEventsTable;
+  agency_policies: AgencyPoliciesTable;
+  referrals: ReferralsTable;
+  consents: ConsentsTable;
+  disclosures: DisclosuresTable;
+  letters: LettersTable;
+  tasks: TasksTable;
+  outbox: OutboxTable;
 }
 
 export type CaseRow = Selectable<CasesTable>;

@@ -3,7 +3,19 @@ import { existsSync, mkdirSync, openSync, closeSync, readFileSync } from 'node:f
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { SearchAttributeType } from '@temporalio/common';
 import { Client as PgClient } from 'pg';
+import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+
+const CLI_TYPES: Record<SearchAttributeType, string> = {
+  TEXT: 'Text',
+  KEYWORD: 'Keyword',
+  INT: 'Int',
+  DOUBLE: 'Double',
+  BOOL: 'Bool',
+  DATETIME: 'Datetime',
+  KEYWORD_LIST: 'KeywordList',
+};
 
 /**
  * The services `npm start` and the test suite run on a developer's machine: an embedded
@@ -160,7 +172,6 @@ export async function startTemporalDevServer(options: {
   logFile: string;
   /** WAL and no fsync: for tests that are not about durability. */
   fast?: boolean;
-  searchAttributes?: Record<string, string>;
 }): Promise<RunningTemporal> {
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(options.port), '--log-level', 'warn'];
   if (options.uiPort) args.push('--ui-port', String(options.uiPort));
@@ -170,8 +181,8 @@ export async function startTemporalDevServer(options: {
     args.push('--db-filename', options.dbFile);
   }
   if (options.fast) args.push('--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=OFF');
-  for (const [name, type] of Object.entries(options.searchAttributes ?? {})) {
-    args.push('--search-attribute', `${name}=${type}`);
+  for (const key of SEARCH_ATTRIBUTES) {
+    args.push('--search-attribute', `${key.name}=${CLI_TYPES[key.type]}`);
   }
   mkdirSync(resolve(options.logFile, '..'), { recursive: true });
   const logFd = openSync(options.logFile, 'a');

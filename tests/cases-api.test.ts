@@ -4,6 +4,7 @@ import { openDatabase } from '../db/database';
 import { listCaseAuditEvents } from '../db/audit';
 import { openTemporalClient } from '../temporal';
 import { testContext } from './support/context';
+import { today } from './support/cases';
 import { type TestStack, eventually, listen, send, startStack } from './support/stack';
 
 let stack: TestStack;
@@ -20,8 +21,10 @@ function newCase(overrides: Record<string, unknown> = {}) {
     agencyId: 'agency-1',
     clientId: `client-${randomUUID().slice(0, 8)}`,
     counselorId: 'counselor-1',
+    clientName: 'Sam Rivera',
     kind: 'transfer',
     reason: 'counselor_relocation',
+    lastDay: today(30),
     ...overrides,
   };
 }
@@ -124,7 +127,7 @@ describe('POST /v1/cases', () => {
       outcome: 'done',
       workflow_id: `case-${body.caseId}`,
     });
-    expect(events.some((e) => e.action === 'case.viewed' && e.actor_id === 'staff-1')).toBe(true);
+    expect(events.some((e) => e.action === 'case.viewed.details' && e.actor_id === 'staff-1')).toBe(true);
   });
 
   test('when no caseId is given, then one is generated', async () => {
@@ -153,7 +156,14 @@ describe('POST /v1/cases', () => {
     expect(res.status).toBe(400);
     expect(res.headers.get('content-type')).toMatch(/application\/problem\+json/);
     const fields = (res.body.errors as { field: string }[]).map((e) => e.field).sort();
-    expect(fields).toEqual(['body.agencyId', 'body.clientId', 'body.counselorId', 'body.extra', 'body.kind']);
+    expect(fields).toEqual([
+      'body.agencyId',
+      'body.clientId',
+      'body.clientName',
+      'body.counselorId',
+      'body.extra',
+      'body.kind',
+    ]);
     await expect(stack.client.workflow.getHandle(`case-${caseId}`).describe()).rejects.toThrow(/not found/i);
     expect(
       await stack.db.selectFrom('cases').select('case_id').where('case_id', '=', caseId).executeTakeFirst(),
@@ -198,7 +208,7 @@ describe('POST /v1/cases/:caseId/cancel', () => {
     });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ status: 'cancelled', step: 'done' });
-    const result = await stack.client.workflow.getHandle(`case-${body.caseId}`).result();
+    const result: unknown = await stack.client.workflow.getHandle(`case-${body.caseId}`).result();
     expect(result).toEqual({ caseId: body.caseId, status: 'cancelled' });
     const events = await listCaseAuditEvents(stack.db, body.caseId);
     expect(events.find((e) => e.action === 'case.cancelled')).toMatchObject({

@@ -1,10 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Connection } from '@temporalio/client';
+import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
 import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
 import { type Config, loadConfig, requireConnections } from '../config';
 import { openDatabase } from '../db/database';
 import { createLogger } from '../logger';
+import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 
 export interface RunningWorker {
   /** Settles when the worker has stopped. */
@@ -22,6 +25,33 @@ async function connectWithRetry(address: string, logger: Logger): Promise<Native
       logger.warn({ attempt, retryInMs: delay, err: (error as Error).message }, 'temporal not reachable yet');
       await sleep(delay);
     }
+  }
+}
+
+/**
+ * Registers the case search attributes if the server lacks them (a workflow that upserts an unknown
+ * attribute fails its task). Where the server does not allow it (a cloud namespace), says so and goes on.
+ */
+export async function ensureSearchAttributes(address: string, namespace: string, logger: Logger): Promise<void> {
+  const connection = await Connection.connect({ address });
+  try {
+    const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+    const missing = SEARCH_ATTRIBUTES.filter((key) => !(key.name in (customAttributes ?? {})));
+    if (missing.length === 0) return;
+    await connection.operatorService.addSearchAttributes({
+      namespace,
+      searchAttributes: Object.fromEntries(
+        missing.map((key) => [key.name, encodeSearchAttributeIndexedValueType(key.type)!]),
+      ),
+    });
+    logger.info({ added: missing.map((key) => key.name) }, 'registered search attributes');
+  } catch (error) {
+    logger.warn(
+      { err: (error as Error).message },
+      'could not register search attributes; register them with the temporal CLI',
+    );
+  } finally {
+    await connection.close();
   }
 }
 
@@ -44,6 +74,7 @@ export async function startWorker(
     onPoolError: (error) => logger.warn({ err: error.message }, 'postgres connection lost'),
   });
   const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, logger);
+  await ensureSearchAttributes(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, logger);
   const worker = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,

@@ -1,98 +1,931 @@
 import {
+  ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
+  allHandlersFinished,
   condition,
   defineQuery,
   defineUpdate,
+  isCancellation,
   proxyActivities,
   setHandler,
+  upsertSearchAttributes,
+  uuid4,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import type { Actor, CaseKind, CaseReason, CaseStatus } from '../domain/case';
+import type { UpdateDefinition } from '@temporalio/common';
+import type { Activities, TransitionInput } from '../activities';
+import type { Actor, CaseKind, CaseReason } from '../domain/case';
 import { NON_RETRYABLE_FAILURES } from '../domain/errors';
+import {
+  type Blocker,
+  type CaseFacts,
+  type CaseProcessState,
+  type Candidate,
+  type ClientChoice,
+  type Consent,
+  type ContactChannel,
+  type Escalation,
+  type Referral,
+  type ReferralState,
+  type RiskFlag,
+  RULES,
+  RuleRefusal,
+  acceptedReferral,
+  addDays,
+  clientDeclinedServices,
+  consentFor,
+  currentReferral,
+  daysBetween,
+  explain,
+  hasActiveRisk,
+  noticeDueDate,
+  requireCounselorOrDirector,
+  requireOpen,
+  requireRole,
+  requireStep,
+  riskGateOpen,
+} from '../domain/process';
+import { CaseStatusKey, CaseStepKey, CounselorIdKey, TransferIdKey } from './search-attributes';
 
-const { openCase, closeCase } = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    nonRetryableErrorTypes: NON_RETRYABLE_FAILURES,
-  },
-});
+const { loadPolicy, openCase, recordTransition, sendReferral, issueClosureLetter, createTask } =
+  proxyActivities<Activities>({
+    startToCloseTimeout: '1 minute',
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '5 minutes',
+      nonRetryableErrorTypes: NON_RETRYABLE_FAILURES,
+    },
+  });
 
-export interface CaseInput {
-  caseId: string;
-  agencyId: string;
-  clientId: string;
-  counselorId: string;
+export interface CaseInput extends Omit<CaseFacts, 'riskFlags' | 'contact' | 'hasSubstanceUseRecords' | 'lastDay'> {
   kind: CaseKind;
   reason: CaseReason;
+  lastDay?: string | null;
+  riskFlags?: RiskFlag[];
+  contact?: CaseFacts['contact'];
+  hasSubstanceUseRecords?: boolean;
+  /** How the closing letter addresses the client; kept in PostgreSQL, not used by the workflow. */
+  clientName?: string;
+  transferId?: string | null;
   openedBy: Actor;
   requestId: string | null;
 }
 
 export interface CaseResult {
   caseId: string;
-  status: CaseStatus;
+  status: CaseProcessState['status'];
 }
 
-export interface CaseState {
+/** What every action answers with, and what the status query returns. */
+export interface CaseSnapshot {
   caseId: string;
-  status: CaseStatus;
-  step: string;
+  status: CaseProcessState['status'];
+  step: CaseProcessState['step'];
+  waitingFor: string[];
+  blockers: Blocker[];
+  state: CaseProcessState;
 }
 
-export interface CancelCaseInput {
+/** Every human action carries who took it and the request it came in. */
+export interface ActionBase {
   actor: Actor;
-  reason: string;
   requestId: string | null;
 }
+export type Action<T = object> = ActionBase & T;
 
-export const caseStateQuery = defineQuery<CaseState>('caseState');
-export const cancelCaseUpdate = defineUpdate<CaseState, [CancelCaseInput]>('cancelCase');
+export const caseSnapshotQuery = defineQuery<CaseSnapshot>('caseSnapshot');
+
+export const reviewDecisionUpdate = defineUpdate<
+  CaseSnapshot,
+  [Action<{ decision: 'approve' | 'reject' | 'send_back'; rationale: string }>]
+>('reviewDecision');
+export const reviseDecisionUpdate = defineUpdate<CaseSnapshot, [Action<{ rationale: string }>]>('reviseDecision');
+export const recordSafetyPlanUpdate = defineUpdate<CaseSnapshot, [Action<{ documentRef: string }>]>('recordSafetyPlan');
+export const approveSafetyPlanUpdate = defineUpdate<CaseSnapshot, [Action]>('approveSafetyPlan');
+export const raiseRiskFlagUpdate = defineUpdate<CaseSnapshot, [Action<{ flag: RiskFlag }>]>('raiseRiskFlag');
+export const recordConversationUpdate = defineUpdate<
+  CaseSnapshot,
+  [Action<{ heldOn: string; clientChoice: ClientChoice; lastSessionDate: string }>]
+>('recordConversation');
+export const recordOutreachAttemptUpdate = defineUpdate<
+  CaseSnapshot,
+  [Action<{ attemptedOn: string; channel: ContactChannel }>]
+>('recordOutreachAttempt');
+export const waiveConversationUpdate = defineUpdate<
+  CaseSnapshot,
+  [Action<{ basis: 'client_initiated' | 'clinician_safety'; rationale: string }>]
+>('waiveConversation');
+export const proposeReferralUpdate = defineUpdate<CaseSnapshot, [Action<{ candidates: Candidate[] }>]>(
+  'proposeReferral',
+);
+export const recordReferralResponseUpdate = defineUpdate<
+  CaseSnapshot,
+  [
+    Action<{
+      referralId: string;
+      response: 'accepted' | 'declined';
+      declinedBy?: 'provider' | 'client';
+      declineReason?: string;
+    }>,
+  ]
+>('recordReferralResponse');
+export const scheduleFirstAppointmentUpdate = defineUpdate<
+  CaseSnapshot,
+  [Action<{ referralId: string; scheduledFor: string }>]
+>('scheduleFirstAppointment');
+export const recordAppointmentOutcomeUpdate = defineUpdate<
+  CaseSnapshot,
+  [Action<{ referralId: string; outcome: 'kept' | 'no_show' }>]
+>('recordAppointmentOutcome');
+export const withdrawReferralUpdate = defineUpdate<CaseSnapshot, [Action<{ referralId: string; reason: string }>]>(
+  'withdrawReferral',
+);
+export const recordConsentUpdate = defineUpdate<
+  CaseSnapshot,
+  [Action<Omit<Consent, 'revokedAt' | 'consentId'> & { consentId?: string }>]
+>('recordConsent');
+export const revokeConsentUpdate = defineUpdate<CaseSnapshot, [Action<{ consentId: string }>]>('revokeConsent');
+export const recordEngagementUpdate = defineUpdate<CaseSnapshot, [Action<{ engaged: boolean }>]>('recordEngagement');
+export const cancelCaseUpdate = defineUpdate<CaseSnapshot, [Action<{ reason: string }>]>('cancelCase');
+
+const DAY_MS = 86_400_000;
+const HOUR_MS = 3_600_000;
+
+function today(): string {
+  return new Date(Date.now()).toISOString().slice(0, 10);
+}
+function nowIso(): string {
+  return new Date(Date.now()).toISOString();
+}
+/** Milliseconds from now until the start of an ISO date (at least 1 ms). */
+function msUntil(isoDate: string): number {
+  return Math.max(1, Date.parse(`${isoDate.slice(0, 10)}T00:00:00.000Z`) - Date.now());
+}
+
+/** Validators refuse with a typed failure: the API answers "refused: rule X, because Y" at once. */
+function guard(check: () => void): void {
+  try {
+    check();
+  } catch (error) {
+    if (error instanceof RuleRefusal) {
+      const type =
+        error.rule === RULES.step ? 'Conflict' : error.rule === 'invalid_input' ? 'InvalidInput' : 'RuleViolation';
+      throw ApplicationFailure.create({
+        type,
+        message: error.message,
+        nonRetryable: true,
+        details: [{ rule: error.rule }],
+      });
+    }
+    throw error;
+  }
+}
+
+function invalid(message: string): never {
+  throw new RuleRefusal('invalid_input', message);
+}
 
 /** One client's termination or transfer, from decision review to follow-up. */
 export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
-  const state: CaseState = { caseId: input.caseId, status: 'opening', step: 'opening' };
-  let cancellation: CancelCaseInput | undefined;
-
-  setHandler(caseStateQuery, () => state);
-  setHandler(
-    cancelCaseUpdate,
-    async (request) => {
-      cancellation = request;
-      await condition(() => state.status === 'cancelled');
-      return state;
+  const state: CaseProcessState = {
+    facts: {
+      caseId: input.caseId,
+      agencyId: input.agencyId,
+      clientId: input.clientId,
+      counselorId: input.counselorId,
+      kind: input.kind,
+      reason: input.reason,
+      lastDay: input.lastDay ?? null,
+      riskFlags: [...(input.riskFlags ?? [])],
+      contact: input.contact ?? { channels: [], noContactAtHome: false },
+      hasSubstanceUseRecords: input.hasSubstanceUseRecords ?? false,
     },
-    {
-      validator: (request) => {
-        if (state.status !== 'open' && state.status !== 'opening') {
-          throw ApplicationFailure.nonRetryable(`case is already ${state.status}`, 'Conflict');
-        }
-        if (!request.reason.trim()) {
-          throw ApplicationFailure.nonRetryable('a cancellation needs a reason', 'InvalidInput');
-        }
+    policy: {
+      reviewSlaHours: 0,
+      outreachAttempts: 0,
+      outreachSpacingDays: 0,
+      noticeDays: 0,
+      noticeWarningDays: 0,
+      referralSlaDays: 0,
+      rerouteLimit: 0,
+      followUpOffsetsDays: [],
+    },
+    status: 'opening',
+    step: 'opening',
+    review: { state: 'awaiting_review', rounds: 0, lastRationale: null, approvedBy: null },
+    risk: {
+      flaggedAt: (input.riskFlags ?? []).length ? nowIso() : null,
+      safetyPlanAt: null,
+      safetyPlanRef: null,
+      approvedAt: null,
+      approvedBy: null,
+    },
+    conversation: {
+      heldOn: null,
+      clientChoice: null,
+      lastSessionDate: null,
+      outreach: [],
+      precludedBy: null,
+      informedInTime: null,
+    },
+    referrals: [],
+    reroutes: 0,
+    consents: [],
+    letter: null,
+    followUp: { engaged: false, checks: [] },
+    escalations: [],
+    cancellation: null,
+  };
+  const { caseId, clientId } = state.facts;
+  const candidateQueue: Candidate[] = [];
+  /** Bumped on every change, so a waiting loop can wake on "anything happened". */
+  let version = 0;
+  let eventSeq = 0;
+
+  const snapshot = (): CaseSnapshot => ({ caseId, status: state.status, step: state.step, ...explain(state), state });
+
+  /** Writes the read model and one audit event; the key makes a retried write a no-op. */
+  const record = async (
+    action: string,
+    actor: Actor | null,
+    requestId: string | null,
+    extra: Partial<Pick<TransitionInput, 'after' | 'reason' | 'referral' | 'consent' | 'outcome'>> = {},
+  ): Promise<void> => {
+    eventSeq++;
+    await recordTransition({
+      caseId,
+      clientId,
+      eventKey: `${caseId}:${eventSeq}:${action}`,
+      seq: eventSeq,
+      action,
+      actor: actor ?? { id: 'system', role: 'system' },
+      requestId,
+      status: state.status,
+      step: state.step,
+      state,
+      ...extra,
+    });
+    // Waiters wake only once the change is in PostgreSQL, so the activities they run can see it.
+    version++;
+  };
+
+  const setStep = async (step: CaseProcessState['step'], actor: Actor | null = null): Promise<void> => {
+    state.step = step;
+    upsertSearchAttributes([
+      { key: CaseStepKey, value: step },
+      { key: CaseStatusKey, value: state.status },
+    ]);
+    await record(`case.step.${step}`, actor, null);
+  };
+
+  const escalate = async (kind: Escalation['kind'], level: number, detail: string): Promise<void> => {
+    const escalation = { kind, at: nowIso(), level };
+    state.escalations.push(escalation);
+    await createTask({
+      taskKey: `${caseId}:escalation:${kind}:${level}`,
+      caseId,
+      kind: `escalation.${kind}`,
+      assigneeRole: 'clinical_director',
+      assigneeId: null,
+      detail,
+    });
+    await record(`case.escalated.${kind}`, null, null, { after: escalation, reason: detail });
+  };
+
+  // ---- queries and updates -------------------------------------------------------------------
+
+  setHandler(caseSnapshotQuery, snapshot);
+
+  /** An update: the validator refuses at once with the rule; the handler records and answers the snapshot. */
+  const action = <T extends ActionBase>(
+    def: UpdateDefinition<CaseSnapshot, [T]>,
+    validate: (request: T) => void,
+    handle: (request: T) => Promise<void>,
+  ): void => {
+    setHandler(
+      def,
+      async (request: T) => {
+        await handle(request);
+        return snapshot();
       },
+      { validator: (request: T) => guard(() => validate(request)) },
+    );
+  };
+
+  action(
+    reviewDecisionUpdate,
+    (r) => {
+      requireStep(state, ['decision_review'], 'a decision review');
+      requireRole(r.actor, ['clinical_director'], 'reviewing a decision');
+      if (r.actor.id === state.facts.counselorId) {
+        throw new RuleRefusal(
+          RULES.separationOfDuties,
+          `${r.actor.id} is this case's counselor and cannot review its decision; another clinical director must`,
+        );
+      }
+      if (state.review.state !== 'awaiting_review')
+        throw new RuleRefusal(RULES.step, "the decision was sent back and awaits the counselor's revision");
+      if (!r.rationale.trim()) invalid('a review needs a rationale');
+      if (r.decision === 'approve' && hasActiveRisk(state) && !state.risk.safetyPlanAt) {
+        throw new RuleRefusal(
+          RULES.riskFirst,
+          'this client carries an active risk flag: document a continuity/safety plan before approving',
+        );
+      }
+    },
+    async (r) => {
+      state.review.rounds++;
+      state.review.lastRationale = r.rationale;
+      if (r.decision === 'approve') {
+        state.review.state = 'approved';
+        state.review.approvedBy = r.actor.id;
+        if (hasActiveRisk(state)) {
+          // Approving a risk-flagged decision is the director's explicit approval of its safety plan.
+          state.risk.approvedAt = nowIso();
+          state.risk.approvedBy = r.actor.id;
+        }
+      } else if (r.decision === 'reject') {
+        state.review.state = 'rejected';
+      } else {
+        state.review.state = 'sent_back';
+      }
+      await record(
+        `decision.${r.decision === 'approve' ? 'approved' : r.decision === 'reject' ? 'rejected' : 'sent_back'}`,
+        r.actor,
+        r.requestId,
+        { reason: r.rationale },
+      );
     },
   );
 
-  await openCase({
-    caseId: input.caseId,
-    agencyId: input.agencyId,
-    clientId: input.clientId,
-    counselorId: input.counselorId,
-    kind: input.kind,
-    reason: input.reason,
-    openedBy: input.openedBy,
-    requestId: input.requestId,
-  });
+  action(
+    reviseDecisionUpdate,
+    (r) => {
+      requireStep(state, ['decision_review'], 'revising the decision');
+      requireCounselorOrDirector(state, r.actor, 'revising the decision');
+      if (state.review.state !== 'sent_back') throw new RuleRefusal(RULES.step, 'the decision was not sent back');
+      if (!r.rationale.trim()) invalid('a revision needs a rationale');
+    },
+    async (r) => {
+      state.review.state = 'awaiting_review';
+      state.review.lastRationale = r.rationale;
+      await record('decision.revised', r.actor, r.requestId, { reason: r.rationale });
+    },
+  );
+
+  action(
+    recordSafetyPlanUpdate,
+    (r) => {
+      requireOpen(state);
+      requireCounselorOrDirector(state, r.actor, 'documenting a safety plan');
+      if (!r.documentRef.trim()) invalid('a safety plan needs a reference to where it is documented');
+    },
+    async (r) => {
+      state.risk.safetyPlanAt = nowIso();
+      state.risk.safetyPlanRef = r.documentRef;
+      await record('risk.safety_plan_documented', r.actor, r.requestId, { after: { documentRef: r.documentRef } });
+    },
+  );
+
+  action(
+    approveSafetyPlanUpdate,
+    (r) => {
+      requireOpen(state);
+      requireRole(r.actor, ['clinical_director'], 'approving a safety plan');
+      if (r.actor.id === state.facts.counselorId)
+        throw new RuleRefusal(RULES.separationOfDuties, "the case's counselor cannot approve its safety plan");
+      if (!hasActiveRisk(state)) throw new RuleRefusal(RULES.step, 'the case carries no risk flag');
+      if (!state.risk.safetyPlanAt || (state.risk.flaggedAt && state.risk.safetyPlanAt < state.risk.flaggedAt)) {
+        throw new RuleRefusal(RULES.riskFirst, 'no safety plan has been documented since the latest risk flag');
+      }
+    },
+    async (r) => {
+      state.risk.approvedAt = nowIso();
+      state.risk.approvedBy = r.actor.id;
+      await record('risk.safety_plan_approved', r.actor, r.requestId);
+    },
+  );
+
+  action(
+    raiseRiskFlagUpdate,
+    (r) => {
+      requireOpen(state);
+      if (!['counselor', 'clinical_director', 'staff'].includes(r.actor.role))
+        throw new RuleRefusal(RULES.role, 'raising a risk flag is for staff, counselors and directors');
+    },
+    async (r) => {
+      if (!state.facts.riskFlags.includes(r.flag)) state.facts.riskFlags.push(r.flag);
+      // A new flag needs a new plan and a new approval before the case may close.
+      state.risk.flaggedAt = nowIso();
+      await record('risk.flag_raised', r.actor, r.requestId, { after: { flag: r.flag } });
+    },
+  );
+
+  action(
+    recordConversationUpdate,
+    (r) => {
+      requireStep(state, ['client_conversation'], 'recording the ending conversation');
+      requireCounselorOrDirector(state, r.actor, 'recording the ending conversation');
+      if (r.heldOn > today()) invalid(`the conversation cannot be recorded as held on a future date (${r.heldOn})`);
+      if (r.lastSessionDate < r.heldOn) invalid('the last session cannot be before the ending conversation');
+    },
+    async (r) => {
+      state.conversation.heldOn = r.heldOn;
+      state.conversation.clientChoice = r.clientChoice;
+      state.conversation.lastSessionDate = r.lastSessionDate;
+      const due = noticeDueDate(state.facts, state.policy);
+      state.conversation.informedInTime = due ? r.heldOn <= due : true;
+      await record('conversation.held', r.actor, r.requestId, {
+        after: { heldOn: r.heldOn, clientChoice: r.clientChoice, informedInTime: state.conversation.informedInTime },
+      });
+    },
+  );
+
+  action(
+    recordOutreachAttemptUpdate,
+    (r) => {
+      requireStep(state, ['client_conversation'], 'recording an outreach attempt');
+      requireCounselorOrDirector(state, r.actor, 'recording an outreach attempt');
+      if (r.attemptedOn > today()) invalid('an outreach attempt cannot be in the future');
+      const last = state.conversation.outreach.at(-1);
+      if (last && daysBetween(last.attemptedOn, r.attemptedOn) < state.policy.outreachSpacingDays) {
+        throw new RuleRefusal(
+          RULES.noAbandonment,
+          `outreach attempts must be at least ${state.policy.outreachSpacingDays} days apart; the last was on ${last.attemptedOn}`,
+        );
+      }
+    },
+    async (r) => {
+      state.conversation.outreach.push({ attemptedOn: r.attemptedOn, channel: r.channel });
+      await record('conversation.outreach_attempted', r.actor, r.requestId, {
+        after: { attempt: state.conversation.outreach.length, of: state.policy.outreachAttempts, channel: r.channel },
+      });
+      if (state.conversation.outreach.length >= state.policy.outreachAttempts) {
+        state.conversation.precludedBy = 'outreach_exhausted';
+        await record('conversation.precluded', null, null, {
+          reason: `the client did not respond to ${state.conversation.outreach.length} documented outreach attempts`,
+        });
+      }
+    },
+  );
+
+  action(
+    waiveConversationUpdate,
+    (r) => {
+      requireStep(state, ['client_conversation'], 'going on without the conversation');
+      requireRole(r.actor, ['clinical_director'], 'going on without the ending conversation');
+      const clientInitiated =
+        state.facts.reason === 'client_request' || state.facts.reason === 'client_stopped_attending';
+      if (r.basis === 'client_initiated' && !clientInitiated) {
+        throw new RuleRefusal(
+          RULES.noAbandonment,
+          'the ending was not initiated by the client: hold the conversation or document outreach attempts',
+        );
+      }
+      if (r.basis === 'clinician_safety' && state.facts.reason !== 'clinician_safety') {
+        throw new RuleRefusal(
+          RULES.noAbandonment,
+          "clinician safety is not this case's reason: hold the conversation or document outreach attempts",
+        );
+      }
+      if (!r.rationale.trim()) invalid('going on without the conversation needs a rationale');
+    },
+    async (r) => {
+      state.conversation.precludedBy = r.basis;
+      await record('conversation.precluded', r.actor, r.requestId, { reason: r.rationale, after: { basis: r.basis } });
+    },
+  );
+
+  action(
+    proposeReferralUpdate,
+    (r) => {
+      requireOpen(state);
+      if (!['staff', 'clinical_director', 'counselor'].includes(r.actor.role))
+        throw new RuleRefusal(RULES.role, 'proposing a referral is for staff, counselors and directors');
+      if (r.actor.role === 'counselor' && r.actor.id !== state.facts.counselorId)
+        throw new RuleRefusal(RULES.role, "only the case's own counselor may propose its referral");
+      if (r.candidates.length === 0) invalid('propose at least one candidate');
+      if (state.step === 'follow_up' || state.step === 'done')
+        throw new RuleRefusal(RULES.step, 'the handoff is complete');
+    },
+    async (r) => {
+      candidateQueue.push(...r.candidates);
+      await record('referral.candidates_proposed', r.actor, r.requestId, {
+        after: { providers: r.candidates.map((c) => c.providerId) },
+      });
+    },
+  );
+
+  const findReferral = (referralId: string, states: ReferralState[], what: string): Referral => {
+    const referral = state.referrals.find((x) => x.referralId === referralId);
+    if (!referral) invalid(`no referral ${referralId} on this case`);
+    if (!states.includes(referral.state))
+      throw new RuleRefusal(RULES.step, `${what} is not possible: the referral is ${referral.state}`);
+    return referral;
+  };
+  const moveReferral = async (
+    referral: Referral,
+    next: ReferralState,
+    actor: Actor | null,
+    requestId: string | null,
+    reason?: string,
+  ) => {
+    referral.state = next;
+    referral.history.push({ state: next, at: nowIso(), ...(reason ? { reason } : {}) });
+    await record(`referral.${next}`, actor, requestId, { referral, ...(reason ? { reason } : {}) });
+  };
+
+  action(
+    recordReferralResponseUpdate,
+    (r) => {
+      requireOpen(state);
+      if (!['staff', 'clinical_director', 'counselor'].includes(r.actor.role))
+        throw new RuleRefusal(RULES.role, 'recording a referral response is for staff, counselors and directors');
+      findReferral(r.referralId, ['sent'], 'a response');
+      if (r.response === 'declined' && !r.declineReason?.trim()) invalid('a decline needs a reason');
+    },
+    async (r) => {
+      const referral = findReferral(r.referralId, ['sent'], 'a response');
+      const reason = r.response === 'declined' ? `${r.declinedBy ?? 'provider'}: ${r.declineReason}` : undefined;
+      await moveReferral(referral, r.response, r.actor, r.requestId, reason);
+    },
+  );
+
+  action(
+    scheduleFirstAppointmentUpdate,
+    (r) => {
+      requireOpen(state);
+      findReferral(r.referralId, ['accepted', 'no_show'], 'scheduling');
+    },
+    async (r) => {
+      const referral = findReferral(r.referralId, ['accepted', 'no_show'], 'scheduling');
+      referral.appointmentAt = r.scheduledFor;
+      await moveReferral(referral, 'first_appointment_scheduled', r.actor, r.requestId);
+    },
+  );
+
+  action(
+    recordAppointmentOutcomeUpdate,
+    (r) => {
+      requireOpen(state);
+      findReferral(r.referralId, ['first_appointment_scheduled'], 'recording the first appointment');
+    },
+    async (r) => {
+      const referral = findReferral(r.referralId, ['first_appointment_scheduled'], 'recording the first appointment');
+      if (r.outcome === 'kept') state.followUp.engaged = true;
+      await moveReferral(referral, r.outcome === 'kept' ? 'first_appointment_kept' : 'no_show', r.actor, r.requestId);
+      if (r.outcome === 'no_show') {
+        await createTask({
+          taskKey: `${caseId}:${referral.referralId}:no_show`,
+          caseId,
+          kind: 'outreach.first_appointment_no_show',
+          assigneeRole: 'counselor',
+          assigneeId: state.facts.counselorId,
+          detail: 'the client missed the first appointment with the receiving provider: reach out and reschedule',
+        });
+      }
+    },
+  );
+
+  action(
+    withdrawReferralUpdate,
+    (r) => {
+      requireOpen(state);
+      findReferral(r.referralId, ['proposed', 'sent', 'accepted'], 'withdrawing');
+      if (!r.reason.trim()) invalid('a withdrawal needs a reason');
+    },
+    async (r) => {
+      await moveReferral(
+        findReferral(r.referralId, ['proposed', 'sent', 'accepted'], 'withdrawing'),
+        'withdrawn',
+        r.actor,
+        r.requestId,
+        r.reason,
+      );
+    },
+  );
+
+  action(
+    recordConsentUpdate,
+    (r) => {
+      requireOpen(state);
+      if (!['staff', 'clinical_director', 'counselor'].includes(r.actor.role))
+        throw new RuleRefusal(RULES.role, 'recording a consent is for staff, counselors and directors');
+      if (r.expiresOn < today()) invalid(`the release expired on ${r.expiresOn}`);
+      if (r.signedOn > today()) invalid('the release cannot be signed in the future');
+      if (r.consentId && state.consents.some((c) => c.consentId === r.consentId))
+        throw new RuleRefusal(RULES.step, `consent ${r.consentId} is already recorded`);
+    },
+    async (r) => {
+      const { actor, requestId, ...fields } = r;
+      const consent: Consent = { ...fields, consentId: fields.consentId ?? uuid4(), revokedAt: null };
+      state.consents.push(consent);
+      await record('consent.recorded', actor, requestId, {
+        consent,
+        after: { consentId: consent.consentId, recipient: consent.recipientProviderId },
+      });
+    },
+  );
+
+  action(
+    revokeConsentUpdate,
+    (r) => {
+      requireOpen(state);
+      const consent = state.consents.find((c) => c.consentId === r.consentId);
+      if (!consent) invalid(`no consent ${r.consentId} on this case`);
+      if (consent.revokedAt) throw new RuleRefusal(RULES.step, 'the consent is already revoked');
+    },
+    async (r) => {
+      const consent = state.consents.find((c) => c.consentId === r.consentId)!;
+      consent.revokedAt = nowIso();
+      await record('consent.revoked', r.actor, r.requestId, { consent });
+      // A revocation stops every send that has not been accepted under this consent.
+      for (const referral of state.referrals) {
+        const pending = referral.state === 'proposed' || referral.state === 'sent';
+        if (pending && referral.candidate.providerId === consent.recipientProviderId && referral.candidate.external) {
+          await moveReferral(referral, 'withdrawn', r.actor, r.requestId, 'consent revoked');
+        }
+      }
+    },
+  );
+
+  action(
+    recordEngagementUpdate,
+    (r) => {
+      requireOpen(state);
+      requireCounselorOrDirector(state, r.actor, 'recording engagement');
+    },
+    async (r) => {
+      state.followUp.engaged = r.engaged;
+      await record('follow_up.engagement_recorded', r.actor, r.requestId, { after: { engaged: r.engaged } });
+    },
+  );
+
+  const main = new CancellationScope();
+  action(
+    cancelCaseUpdate,
+    (r) => {
+      requireOpen(state);
+      if (!['staff', 'clinical_director', 'admin'].includes(r.actor.role))
+        throw new RuleRefusal(RULES.role, 'cancelling a case is for staff and directors');
+      if (!r.reason.trim()) invalid('a cancellation needs a reason');
+    },
+    async (r) => {
+      state.cancellation = { actor: r.actor, reason: r.reason, requestId: r.requestId };
+      main.cancel();
+      await condition(() => state.status === 'cancelled');
+    },
+  );
+
+  // ---- the process -------------------------------------------------------------------------
+
+  state.policy = await loadPolicy({ agencyId: state.facts.agencyId });
+  // Open for actions from here on: one that arrives before the row is written waits (its write retries).
   state.status = 'open';
   state.step = 'decision_review';
+  await openCase({
+    ...input,
+    lastDay: state.facts.lastDay,
+    riskFlags: state.facts.riskFlags,
+    contact: state.facts.contact,
+    hasSubstanceUseRecords: state.facts.hasSubstanceUseRecords,
+    noticeDue: noticeDueDate(state.facts, state.policy),
+    state,
+  });
+  upsertSearchAttributes([
+    { key: CaseStatusKey, value: 'open' },
+    { key: CaseStepKey, value: state.step },
+    { key: CounselorIdKey, value: state.facts.counselorId },
+    ...(input.transferId ? [{ key: TransferIdKey, value: input.transferId }] : []),
+  ]);
+  version++;
 
-  await condition(() => cancellation !== undefined);
-  const { actor, reason, requestId } = cancellation!;
-  await closeCase({ caseId: input.caseId, clientId: input.clientId, status: 'cancelled', actor, reason, requestId });
-  state.status = 'cancelled';
-  state.step = 'done';
-  return { caseId: input.caseId, status: state.status };
+  try {
+    // The deadline watcher ends by itself once the client is told or the case ends.
+    await main.run(() => Promise.all([watchNoticeDeadline(), runSteps()]));
+  } catch (error) {
+    if (!(isCancellation(error) && state.cancellation)) throw error;
+    await CancellationScope.nonCancellable(async () => {
+      state.status = 'cancelled';
+      state.step = 'done';
+      upsertSearchAttributes([
+        { key: CaseStatusKey, value: 'cancelled' },
+        { key: CaseStepKey, value: 'done' },
+      ]);
+      const { actor, reason, requestId } = state.cancellation!;
+      await record('case.cancelled', actor, requestId, { reason });
+    });
+  }
+  await condition(allHandlersFinished);
+  return { caseId, status: state.status };
+
+  async function runSteps(): Promise<void> {
+    if (!(await decisionReview())) return;
+    await clientConversation();
+    await referralHandoff();
+    await closureLetter();
+    await followUp();
+    state.status = 'closed';
+    await setStep('done');
+  }
+
+  async function decisionReview(): Promise<boolean> {
+    let overdue = 0;
+    while (state.review.state !== 'approved' && state.review.state !== 'rejected') {
+      if (state.review.state === 'sent_back') {
+        await condition(() => state.review.state !== 'sent_back');
+        overdue = 0;
+        continue;
+      }
+      const reviewed = await condition(
+        () => state.review.state !== 'awaiting_review',
+        state.policy.reviewSlaHours * HOUR_MS,
+      );
+      if (!reviewed) {
+        overdue++;
+        // First a reminder to the agency's directors, then, every further SLA period, a second director.
+        await escalate(
+          'review_overdue',
+          overdue,
+          overdue === 1
+            ? 'the decision review is past its SLA'
+            : `the decision review is ${overdue} SLA periods late: assign a second director`,
+        );
+      }
+    }
+    if (state.review.state === 'rejected') {
+      state.status = 'rejected';
+      await setStep('done');
+      return false;
+    }
+    return true;
+  }
+
+  async function clientConversation(): Promise<void> {
+    await setStep('client_conversation');
+    await condition(() => state.conversation.heldOn !== null || state.conversation.precludedBy !== null);
+  }
+
+  async function watchNoticeDeadline(): Promise<void> {
+    const due = noticeDueDate(state.facts, state.policy);
+    if (!due) return;
+    const told = () =>
+      state.conversation.heldOn !== null || state.conversation.precludedBy !== null || state.status !== 'open';
+    const warnOn = addDays(due, -state.policy.noticeWarningDays);
+    if (!(await condition(told, msUntil(warnOn)))) {
+      await escalate(
+        'notice_at_risk',
+        1,
+        `the client has not been told yet and must be by ${due}, ${state.policy.noticeDays} days before the counselor's last day`,
+      );
+    }
+    if (!(await condition(told, msUntil(addDays(due, 1))))) {
+      await escalate(
+        'notice_missed',
+        1,
+        `the client was not told by ${due}, ${state.policy.noticeDays} days before the counselor's last day`,
+      );
+    }
+  }
+
+  async function referralHandoff(): Promise<void> {
+    if (clientDeclinedServices(state) && !hasActiveRisk(state)) {
+      // Client autonomy: the choice is recorded and the process goes on without a referral.
+      await record('referral.skipped', null, null, { reason: 'the client declined further services' });
+      return;
+    }
+    await setStep('referral_handoff');
+    if (clientDeclinedServices(state)) {
+      await escalate(
+        'risk_client_declined',
+        1,
+        'a client at risk declined further services: a receiving provider must accept before the case may close',
+      );
+    }
+    let limitEscalations = 0;
+    for (;;) {
+      const referral = currentReferral(state);
+      if (referral && (referral.state === 'first_appointment_scheduled' || referral.state === 'first_appointment_kept'))
+        return;
+      if (!referral) {
+        const next = candidateQueue.shift();
+        if (!next) {
+          const seen = version;
+          await condition(() => candidateQueue.length > 0 || version !== seen);
+          continue;
+        }
+        const previous = state.referrals.filter((r) => ['declined', 'expired', 'withdrawn'].includes(r.state));
+        const fresh: Referral = {
+          referralId: uuid4(),
+          candidate: next,
+          state: 'proposed',
+          history: [{ state: 'proposed', at: nowIso() }],
+          sentAt: null,
+          consentId: null,
+          appointmentAt: null,
+        };
+        if (previous.length > 0) {
+          const last = previous.at(-1)!;
+          if (last.state === 'declined' || last.state === 'expired') {
+            state.reroutes++;
+            await moveReferral(last, 're_routed', null, null, `re-routed to ${next.providerId}`);
+          }
+        }
+        state.referrals.push(fresh);
+        await record('referral.proposed', null, null, { referral: fresh });
+        if (state.reroutes >= state.policy.rerouteLimit && limitEscalations < state.reroutes) {
+          limitEscalations = state.reroutes;
+          await escalate(
+            'referral_reroute_limit',
+            state.reroutes,
+            `the referral has been re-routed ${state.reroutes} times (limit ${state.policy.rerouteLimit})`,
+          );
+        }
+        continue;
+      }
+      if (referral.state === 'proposed') {
+        let consentId: string | null = null;
+        if (referral.candidate.external) {
+          const consent = consentFor(state, referral.candidate.providerId, today());
+          if (typeof consent === 'string') {
+            // Consent before disclosure: nothing goes out until a valid release names this provider.
+            const seen = version;
+            await condition(() => version !== seen);
+            continue;
+          }
+          consentId = consent.consentId;
+        }
+        const seen = version;
+        try {
+          await sendReferral({
+            caseId,
+            clientId,
+            referralId: referral.referralId,
+            providerId: referral.candidate.providerId,
+            external: referral.candidate.external,
+            consentId,
+            substanceUseRecords: state.facts.hasSubstanceUseRecords,
+          });
+        } catch (error) {
+          // The activity re-checks consent at the moment of disclosure; a refusal there waits for a change.
+          if (!(
+            error instanceof ActivityFailure &&
+            error.cause instanceof ApplicationFailure &&
+            error.cause.type === 'RuleViolation'
+          ))
+            throw error;
+          await record('referral.send_refused', null, null, { outcome: 'refused', reason: error.cause.message });
+          await condition(() => version !== seen + 1);
+          continue;
+        }
+        // The SLA runs on the workflow's clock, not the activity's.
+        referral.sentAt = nowIso();
+        referral.consentId = consentId;
+        await moveReferral(referral, 'sent', null, null);
+        continue;
+      }
+      if (referral.state === 'sent') {
+        const deadline = Date.parse(referral.sentAt!) + state.policy.referralSlaDays * DAY_MS;
+        const answered = await condition(() => referral.state !== 'sent', Math.max(1, deadline - Date.now()));
+        if (!answered)
+          await moveReferral(referral, 'expired', null, null, `no answer within ${state.policy.referralSlaDays} days`);
+        continue;
+      }
+      const seen = version;
+      await condition(() => version !== seen);
+    }
+  }
+
+  async function closureLetter(): Promise<void> {
+    await setStep('closure_letter');
+    // Risk first: closing waits for a documented plan, a director's approval and an accepting provider.
+    await condition(() => riskGateOpen(state) && (!hasActiveRisk(state) || acceptedReferral(state) !== undefined));
+    const letter = await issueClosureLetter({ caseId });
+    state.letter = letter;
+    await record(letter.delivery === 'sent' ? 'letter.sent' : 'letter.held_for_in_person', null, null, {
+      after: letter,
+    });
+  }
+
+  async function followUp(): Promise<void> {
+    await setStep('follow_up');
+    const closedAt = Date.now();
+    for (const offsetDays of state.policy.followUpOffsetsDays) {
+      // Caring contacts stop once the client has engaged with the new provider.
+      await condition(() => state.followUp.engaged, Math.max(1, closedAt + offsetDays * DAY_MS - Date.now()));
+      if (state.followUp.engaged) break;
+      state.followUp.checks.push({ offsetDays, engaged: false });
+      await createTask({
+        taskKey: `${caseId}:follow_up:${offsetDays}`,
+        caseId,
+        kind: 'outreach.follow_up',
+        assigneeRole: 'counselor',
+        assigneeId: state.facts.counselorId,
+        detail: `${offsetDays}-day follow-up: the client has not engaged with the new provider; reach out`,
+      });
+      await record('follow_up.not_engaged', null, null, { after: { offsetDays } });
+    }
+    if (state.followUp.engaged) await record('follow_up.engaged', null, null);
+  }
 }

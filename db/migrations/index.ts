@@ -1,7 +1,9 @@
 import type { Migration } from 'kysely';
 import * as casesAndAudit from './2026-11-22T000000_cases_and_audit';
+import * as caseProcess from './2026-11-22T010000_case_process';
 
 /** Every migration, by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
   '2026-11-22T000000_cases_and_audit': casesAndAudit,
+  '2026-11-22T010000_case_process': caseProcess,
 };

@@ -40,8 +40,6 @@ export interface TestStack {
   close: () => Promise<void>;
 }
 
-export const STAFF: Actor = { id: 'staff-1', role: 'staff' };
-
 /** Sends a request to a listening app, as the given actor. */
 export async function send<T>(
   url: string,
@@ -49,7 +47,7 @@ export async function send<T>(
   path: string,
   options: { body?: unknown; actor?: Actor | null; headers?: Record<string, string> } = {},
 ): Promise<ApiResponse<T>> {
-  const actor = options.actor === undefined ? STAFF : options.actor;
+  const actor = options.actor === undefined ? { id: 'staff-1', role: 'staff' } : options.actor;
   const headers: Record<string, string> = { ...(options.headers ?? {}) };
   if (actor) Object.assign(headers, { 'x-actor-id': actor.id, 'x-actor-role': actor.role });
   if (options.body !== undefined) headers['content-type'] ??= 'application/json';

@@ -1,0 +1,110 @@
+import PDFDocument from 'pdfkit';
+import type { CaseReason } from '../domain/case';
+
+export interface LetterContent {
+  clientName: string;
+  agencyName: string;
+  agencyPhone: string;
+  issuedOn: string;
+  lastSessionDate: string | null;
+  reason: CaseReason;
+  referral: { name: string; contact: string } | null;
+  domesticViolenceResources: boolean;
+}
+
+/** The reason in plain words, addressed to the client; never clinical detail. */
+const PLAIN_REASONS: Record<CaseReason, string> = {
+  counselor_relocation: 'your counselor is relocating and can no longer see clients here',
+  counselor_departure: 'your counselor is leaving the agency',
+  goals_met: 'you and your counselor agreed that the goals you set together have been met',
+  no_longer_beneficial: 'you and your counselor agreed that continuing here is no longer the most helpful next step',
+  outside_scope: 'the support you need is best provided by a specialist',
+  clinician_fit: 'we believe another clinician will be a better fit for you',
+  clinician_safety: 'the agency has decided to end services at this location',
+  client_request: 'you asked to end your counseling here',
+  financial: 'of changes in the way your services can be paid for',
+  client_stopped_attending: 'we have not been able to reach you for some time',
+};
+
+const CRISIS = [
+  'If you are in crisis or thinking about suicide, call or text 988 (Suicide & Crisis Lifeline), any time.',
+  'In an emergency, call 911 or go to the nearest emergency room.',
+];
+const DV_RESOURCE = 'National Domestic Violence Hotline: 1-800-799-7233, or text START to 88788.';
+
+interface Section {
+  heading: string;
+  lines: string[];
+}
+
+function sections(content: LetterContent): Section[] {
+  const reach = content.referral
+    ? [`Your care continues with ${content.referral.name}.`, `You can reach them at ${content.referral.contact}.`]
+    : ['If you would like support in the future, we can help you find a provider who fits your needs.'];
+  return [
+    {
+      heading: 'Your counseling here is ending',
+      lines: [
+        `Dear ${content.clientName},`,
+        content.lastSessionDate
+          ? `Your last session with us was on ${content.lastSessionDate}.`
+          : 'Your counseling with us has now ended.',
+        `This is because ${PLAIN_REASONS[content.reason]}.`,
+      ],
+    },
+    { heading: 'What happens next', lines: reach },
+    { heading: 'If you need help now', lines: content.domesticViolenceResources ? [...CRISIS, DV_RESOURCE] : CRISIS },
+    {
+      heading: 'Coming back, and your records',
+      lines: [
+        `You are welcome to contact us again at any time: ${content.agencyName}, ${content.agencyPhone}.`,
+        'You may ask for a copy of your records, or for them to be sent to another provider, by calling the same number.',
+      ],
+    },
+  ];
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+}
+
+export function renderLetterHtml(content: LetterContent): string {
+  const body = sections(content)
+    .map((s) => `<h2>${escapeHtml(s.heading)}</h2>\n${s.lines.map((l) => `<p>${escapeHtml(l)}</p>`).join('\n')}`)
+    .join('\n');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(content.agencyName)}: closing letter</title></head>
+<body>
+<p>${escapeHtml(content.agencyName)} &middot; ${escapeHtml(content.issuedOn)}</p>
+${body}
+<p>With care,<br>${escapeHtml(content.agencyName)}</p>
+</body></html>
+`;
+}
+
+/** The same letter as PDF; the creation date is the issue date, so a re-render is byte-identical. */
+export async function renderLetterPdf(content: LetterContent): Promise<Buffer> {
+  const doc = new PDFDocument({
+    size: 'LETTER',
+    margin: 72,
+    info: {
+      Title: `${content.agencyName}: closing letter`,
+      CreationDate: new Date(`${content.issuedOn}T00:00:00.000Z`),
+    },
+  });
+  const chunks: Buffer[] = [];
+  doc.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const done = new Promise<Buffer>((resolve, reject) => {
+    doc.on('end', () => resolve(Buffer.concat(chunks)));
+    doc.on('error', reject);
+  });
+  doc.fontSize(10).text(`${content.agencyName} · ${content.issuedOn}`);
+  for (const section of sections(content)) {
+    doc.moveDown().fontSize(14).text(section.heading);
+    doc.fontSize(11);
+    for (const line of section.lines) doc.moveDown(0.3).text(line);
+  }
+  doc.moveDown().text(`With care,\n${content.agencyName}`);
+  doc.end();
+  return done;
+}

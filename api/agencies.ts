@@ -1,0 +1,68 @@
+import { Router } from 'express';
+import type { Kysely } from 'kysely';
+import { appendAuditEvent } from '../db/audit';
+import type { Database } from '../db/schema';
+import { DEFAULT_POLICY } from '../domain/process';
+import { actorOf, parse } from './http';
+import { problem } from './problem';
+import { agencyParams, policyBody } from './schemas';
+
+/** Agency policy: the durations and counts every new case of the agency copies at its start. */
+export function agencyRoutes({ db }: { db: Kysely<Database> }): Router {
+  const router = Router();
+
+  router.get('/v1/agencies/:agencyId/policy', async (req, res) => {
+    actorOf(req);
+    const { agencyId } = parse(agencyParams, req.params, 'path');
+    const row = await db.selectFrom('agency_policies').selectAll().where('agency_id', '=', agencyId).executeTakeFirst();
+    res.json({
+      agencyId,
+      agencyName: row?.agency_name ?? null,
+      agencyPhone: row?.agency_phone ?? null,
+      policy: { ...DEFAULT_POLICY, ...(row?.policy ?? {}) },
+    });
+  });
+
+  /** Sets the policy; running cases keep the one they started with. */
+  router.put('/v1/agencies/:agencyId/policy', async (req, res) => {
+    const actor = actorOf(req);
+    const { agencyId } = parse(agencyParams, req.params, 'path');
+    const body = parse(policyBody, req.body, 'body');
+    if (actor.role !== 'admin' && actor.role !== 'clinical_director') {
+      throw problem(403, 'agency policy is set by an admin or a clinical director');
+    }
+    const policy = { ...DEFAULT_POLICY, ...body.policy };
+    await db.transaction().execute(async (trx) => {
+      const before = await trx
+        .selectFrom('agency_policies')
+        .select('policy')
+        .where('agency_id', '=', agencyId)
+        .executeTakeFirst();
+      const values = {
+        agency_name: body.agencyName,
+        agency_phone: body.agencyPhone,
+        policy: JSON.stringify(policy),
+        updated_by: actor.id,
+        updated_at: new Date(),
+      };
+      await trx
+        .insertInto('agency_policies')
+        .values({ agency_id: agencyId, ...values })
+        .onConflict((oc) => oc.column('agency_id').doUpdateSet(values))
+        .execute();
+      await appendAuditEvent(trx, {
+        eventKey: `policy:${agencyId}:${req.id}`,
+        actor,
+        action: 'agency.policy_set',
+        outcome: 'done',
+        requestId: req.id,
+        sourceAddress: req.ip ?? null,
+        before: before?.policy ?? null,
+        after: policy,
+      });
+    });
+    res.json({ agencyId, agencyName: body.agencyName, agencyPhone: body.agencyPhone, policy });
+  });
+
+  return router;
+}

@@ -1,0 +1,330 @@
+import { randomUUID } from 'node:crypto';
+import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { UpdateDefinition } from '@temporalio/common';
+import { type Request, Router } from 'express';
+import type { Kysely } from 'kysely';
+import type { z } from 'zod';
+import { appendAuditEvent } from '../db/audit';
+import { findCase } from '../db/cases';
+import type { CaseRow, Database } from '../db/schema';
+import { type Actor, caseWorkflowId } from '../domain/case';
+import { explain } from '../domain/process';
+import * as wf from '../workflows/case';
+import { actorOf, parse } from './http';
+import { problem } from './problem';
+import * as s from './schemas';
+
+export interface CaseRoutesDeps {
+  db: Kysely<Database>;
+  temporal: Client;
+  taskQueue: string;
+}
+
+/** One human action on a case: its path, its body, and the workflow update that carries it. */
+export interface ActionRoute {
+  path: string;
+  summary: string;
+  body: z.ZodType;
+  params: typeof s.caseIdParams | typeof s.referralParams | typeof s.consentParams;
+  update: UpdateDefinition<wf.CaseSnapshot, [any]>;
+}
+
+export const ACTION_ROUTES: ActionRoute[] = [
+  {
+    path: 'review',
+    summary: 'A clinical director (not the counselor) approves, rejects or sends back the decision',
+    body: s.reviewBody,
+    params: s.caseIdParams,
+    update: wf.reviewDecisionUpdate,
+  },
+  {
+    path: 'revision',
+    summary: 'The counselor revises a decision that was sent back',
+    body: s.reviseBody,
+    params: s.caseIdParams,
+    update: wf.reviseDecisionUpdate,
+  },
+  {
+    path: 'risk-flags',
+    summary: 'Raise a risk flag; closing then waits for a safety plan and a director',
+    body: s.riskFlagBody,
+    params: s.caseIdParams,
+    update: wf.raiseRiskFlagUpdate,
+  },
+  {
+    path: 'safety-plan',
+    summary: 'Record that a continuity/safety plan is documented',
+    body: s.safetyPlanBody,
+    params: s.caseIdParams,
+    update: wf.recordSafetyPlanUpdate,
+  },
+  {
+    path: 'safety-plan/approval',
+    summary: 'A clinical director approves the safety plan',
+    body: s.emptyBody,
+    params: s.caseIdParams,
+    update: wf.approveSafetyPlanUpdate,
+  },
+  {
+    path: 'conversation',
+    summary: 'Record the pretermination conversation and what the client chose',
+    body: s.conversationBody,
+    params: s.caseIdParams,
+    update: wf.recordConversationUpdate,
+  },
+  {
+    path: 'outreach-attempts',
+    summary: 'Record an outreach attempt to a client who did not come',
+    body: s.outreachBody,
+    params: s.caseIdParams,
+    update: wf.recordOutreachAttemptUpdate,
+  },
+  {
+    path: 'conversation/waiver',
+    summary: 'Go on without the conversation (client-initiated ending or clinician safety)',
+    body: s.waiveConversationBody,
+    params: s.caseIdParams,
+    update: wf.waiveConversationUpdate,
+  },
+  {
+    path: 'referrals',
+    summary: 'Propose receiving clinicians or providers, in order of preference',
+    body: s.proposeReferralBody,
+    params: s.caseIdParams,
+    update: wf.proposeReferralUpdate,
+  },
+  {
+    path: 'referrals/:referralId/response',
+    summary: 'Record the receiver’s (or the client’s) answer to a referral',
+    body: s.referralResponseBody,
+    params: s.referralParams,
+    update: wf.recordReferralResponseUpdate,
+  },
+  {
+    path: 'referrals/:referralId/appointment',
+    summary: 'Record the first appointment with the receiver',
+    body: s.appointmentBody,
+    params: s.referralParams,
+    update: wf.scheduleFirstAppointmentUpdate,
+  },
+  {
+    path: 'referrals/:referralId/appointment-outcome',
+    summary: 'Record whether the first appointment was kept',
+    body: s.appointmentOutcomeBody,
+    params: s.referralParams,
+    update: wf.recordAppointmentOutcomeUpdate,
+  },
+  {
+    path: 'referrals/:referralId/withdrawal',
+    summary: 'Withdraw a referral',
+    body: s.withdrawReferralBody,
+    params: s.referralParams,
+    update: wf.withdrawReferralUpdate,
+  },
+  {
+    path: 'consents',
+    summary: 'Record a release of information',
+    body: s.consentBody,
+    params: s.caseIdParams,
+    update: wf.recordConsentUpdate,
+  },
+  {
+    path: 'consents/:consentId/revocation',
+    summary: 'Record that the client revoked a release; pending sends stop',
+    body: s.emptyBody,
+    params: s.consentParams,
+    update: wf.revokeConsentUpdate,
+  },
+  {
+    path: 'engagement',
+    summary: 'Record whether the client engaged with the new provider',
+    body: s.engagementBody,
+    params: s.caseIdParams,
+    update: wf.recordEngagementUpdate,
+  },
+  {
+    path: 'cancel',
+    summary: 'Cancel the case, with a reason',
+    body: s.cancelCaseBody,
+    params: s.caseIdParams,
+    update: wf.cancelCaseUpdate,
+  },
+];
+
+function toView(row: CaseRow): s.CaseView {
+  const { waitingFor, blockers } = row.state ? explain(row.state) : { waitingFor: [], blockers: [] };
+  return {
+    caseId: row.case_id,
+    workflowId: row.workflow_id,
+    status: row.status,
+    step: row.step as s.CaseView['step'],
+    waitingFor,
+    blockers,
+    agencyId: row.agency_id,
+    clientId: row.client_id,
+    counselorId: row.counselor_id,
+    kind: row.kind,
+    reason: row.reason,
+    lastDay: row.last_day,
+    noticeDue: row.notice_due,
+    process: row.state ?? undefined,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: new Date(row.updated_at).toISOString(),
+  };
+}
+
+function opening(caseId: string): s.CaseView {
+  return {
+    caseId,
+    workflowId: caseWorkflowId(caseId),
+    status: 'opening',
+    step: 'opening',
+    waitingFor: ['the worker to open the case'],
+    blockers: [],
+  };
+}
+
+/** The routes of one case's life: start, read, every human action, the letter. */
+export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router {
+  const router = Router();
+
+  const auditRead = (req: Request, actor: Actor, row: CaseRow, what: string) =>
+    db.transaction().execute((trx) =>
+      appendAuditEvent(trx, {
+        eventKey: `${row.case_id}:viewed:${randomUUID()}`,
+        actor,
+        action: `case.viewed.${what}`,
+        caseId: row.case_id,
+        clientId: row.client_id,
+        outcome: 'done',
+        requestId: req.id,
+        sourceAddress: req.ip ?? null,
+      }),
+    );
+
+  /** Starts a case workflow; the case row is written by the workflow's first activity. */
+  router.post('/v1/cases', async (req, res) => {
+    const actor = actorOf(req);
+    const body = parse(s.createCaseBody, req.body, 'body');
+    if (body.lastDay && body.lastDay < new Date().toISOString().slice(0, 10)) {
+      throw problem(400, `the counselor's last day (${body.lastDay}) is in the past`, {
+        errors: [{ field: 'body.lastDay', message: 'in the past' }],
+      });
+    }
+    const caseId = body.caseId ?? randomUUID();
+    await temporal.workflow.start(wf.caseWorkflow, {
+      workflowId: caseWorkflowId(caseId),
+      taskQueue,
+      args: [{ ...body, caseId, openedBy: actor, requestId: req.id }],
+    });
+    res.status(202).location(`/v1/cases/${caseId}`).json(opening(caseId));
+  });
+
+  /** Reads a case from the read model, with what it waits for and what blocks closing it; audited. */
+  router.get('/v1/cases/:caseId', async (req, res) => {
+    const actor = actorOf(req);
+    const { caseId } = parse(s.caseIdParams, req.params, 'path');
+    const row = await findCase(db, caseId);
+    if (!row) {
+      // Started but not yet written by its first activity (or the worker is down): say so.
+      try {
+        await temporal.workflow.getHandle(caseWorkflowId(caseId)).describe();
+      } catch (error) {
+        if (error instanceof WorkflowNotFoundError) throw problem(404, `no case ${caseId}`);
+        throw error;
+      }
+      res.json(opening(caseId));
+      return;
+    }
+    await auditRead(req, actor, row, 'details');
+    res.json(toView(row));
+  });
+
+  /** The closing letter as HTML or PDF, with its stored checksum; audited. */
+  router.get(['/v1/cases/:caseId/letter', '/v1/cases/:caseId/letter.pdf'], async (req, res) => {
+    const actor = actorOf(req);
+    const { caseId } = parse(s.caseIdParams, req.params, 'path');
+    const row = await findCase(db, caseId);
+    const letter = row && (await db.selectFrom('letters').selectAll().where('case_id', '=', caseId).executeTakeFirst());
+    if (!row || !letter) throw problem(404, `no closing letter for case ${caseId}`);
+    await auditRead(req, actor, row, 'letter');
+    res.set('X-Delivery', letter.delivery);
+    if (req.path.endsWith('.pdf')) {
+      res.set('X-Checksum-SHA256', letter.pdf_sha256).type('application/pdf').send(letter.pdf);
+    } else {
+      res.set('X-Checksum-SHA256', letter.html_sha256).type('html').send(letter.html);
+    }
+  });
+
+  for (const route of ACTION_ROUTES) {
+    router.post(`/v1/cases/:caseId/${route.path}`, async (req, res) => {
+      const actor = actorOf(req);
+      const params = parse(route.params, req.params, 'path');
+      const body = parse(route.body, req.body, 'body') as object;
+      const { caseId, ...ids } = params;
+      const handle = temporal.workflow.getHandle(caseWorkflowId(caseId));
+      try {
+        const snapshot = await handle.executeUpdate(route.update, {
+          args: [{ ...body, ...ids, actor, requestId: req.id }],
+        });
+        res.json({ ...toViewFromSnapshot(snapshot), workflowId: caseWorkflowId(caseId) });
+      } catch (error) {
+        if (error instanceof WorkflowNotFoundError) {
+          const ended = await findCase(db, caseId);
+          throw ended ? problem(409, `case is already ${ended.status}`) : problem(404, `no case ${caseId}`);
+        }
+        if (error instanceof WorkflowUpdateFailedError && error.cause instanceof ApplicationFailure) {
+          await recordRefusal(req, actor, caseId, route.update.name, error.cause);
+        }
+        throw error;
+      }
+    });
+  }
+
+  /** A refused action leaves its trace too: who tried what, and the rule that said no. */
+  async function recordRefusal(
+    req: Request,
+    actor: Actor,
+    caseId: string,
+    action: string,
+    failure: ApplicationFailure,
+  ) {
+    const row = await findCase(db, caseId);
+    if (!row) return;
+    const rule = (failure.details?.[0] as { rule?: string } | undefined)?.rule ?? failure.type ?? 'refused';
+    await db.transaction().execute((trx) =>
+      appendAuditEvent(trx, {
+        eventKey: `${caseId}:refused:${randomUUID()}`,
+        actor,
+        action: `action.${action}`,
+        caseId,
+        clientId: row.client_id,
+        outcome: 'refused',
+        outcomeReason: `${rule}: ${failure.message}`,
+        requestId: req.id,
+        sourceAddress: req.ip ?? null,
+      }),
+    );
+  }
+
+  return router;
+}
+
+function toViewFromSnapshot(snapshot: wf.CaseSnapshot): Omit<s.CaseView, 'workflowId'> {
+  const { facts } = snapshot.state;
+  return {
+    caseId: snapshot.caseId,
+    status: snapshot.status,
+    step: snapshot.step,
+    waitingFor: snapshot.waitingFor,
+    blockers: snapshot.blockers,
+    agencyId: facts.agencyId,
+    clientId: facts.clientId,
+    counselorId: facts.counselorId,
+    kind: facts.kind,
+    reason: facts.reason,
+    lastDay: facts.lastDay,
+    process: snapshot.state,
+  };
+}

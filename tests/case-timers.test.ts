@@ -1,0 +1,180 @@
+import { randomUUID } from 'node:crypto';
+import type { WorkflowHandle } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { type DatabaseHandle, openDatabase } from '../db/database';
+import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+import {
+  type CaseInput,
+  caseSnapshotQuery,
+  caseWorkflow,
+  proposeReferralUpdate,
+  recordConversationUpdate,
+  reviewDecisionUpdate,
+} from '../workflows';
+import { COUNSELOR, DIRECTOR, STAFF, saveHistory, today } from './support/cases';
+import { testContext } from './support/context';
+import { eventually, quietRuntime } from './support/stack';
+
+/** Timer paths on the time-skipping server: SLAs, expiries, deadlines and follow-ups that take days. */
+
+let env: TestWorkflowEnvironment;
+let database: DatabaseHandle;
+let worker: Worker;
+let running: Promise<void>;
+const taskQueue = `timers-${randomUUID()}`;
+
+beforeAll(async () => {
+  quietRuntime();
+  const context = testContext();
+  database = openDatabase(context.databaseUrl);
+  env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: context.testServerPath } },
+  });
+  await env.connection.operatorService
+    .addSearchAttributes({
+      namespace: 'default',
+      searchAttributes: Object.fromEntries(SEARCH_ATTRIBUTES.map((k) => [k.name, k.type === 'DATETIME' ? 5 : 2])),
+    })
+    .catch(() => undefined);
+  worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: { codePath: context.workflowBundlePath },
+    activities: createActivities({ db: database.db }),
+  });
+  running = worker.run();
+});
+afterAll(async () => {
+  worker?.shutdown();
+  await running;
+  await env?.teardown();
+  await database?.close();
+});
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+async function start(
+  overrides: Partial<CaseInput> = {},
+): Promise<{ handle: WorkflowHandle<typeof caseWorkflow>; caseId: string }> {
+  const caseId = randomUUID();
+  const input: CaseInput = {
+    caseId,
+    agencyId: `agency-${randomUUID().slice(0, 6)}`,
+    clientId: `client-${caseId.slice(0, 8)}`,
+    counselorId: COUNSELOR.id,
+    kind: 'transfer',
+    reason: 'counselor_relocation',
+    lastDay: today(60),
+    contact: { channels: [{ channel: 'portal', safe: true }], noContactAtHome: false },
+    openedBy: STAFF,
+    requestId: null,
+    ...overrides,
+  };
+  const handle = await env.client.workflow.start(caseWorkflow, {
+    workflowId: `case-${caseId}`,
+    taskQueue,
+    args: [input],
+  });
+  await eventually(async () => (await handle.query(caseSnapshotQuery)).status === 'open');
+  return { handle, caseId };
+}
+
+async function tasks(caseId: string) {
+  return database.db
+    .selectFrom('tasks')
+    .select(['task_key', 'kind'])
+    .where('case_id', '=', caseId)
+    .orderBy('created_at')
+    .execute();
+}
+
+const approve = { actor: DIRECTOR, requestId: null, decision: 'approve' as const, rationale: 'approved' };
+const converse = (clientChoice: 'accept_proposed' | 'decline_services', heldOn = today()) => ({
+  actor: COUNSELOR,
+  requestId: null,
+  heldOn,
+  clientChoice,
+  lastSessionDate: heldOn,
+});
+
+test('when a review passes its SLA, then it escalates to the directors, and again every further period until done', async () => {
+  const { handle, caseId } = await start();
+  await env.sleep(72 * HOUR + 60_000);
+  await eventually(async () => (await tasks(caseId)).length === 1);
+  await env.sleep(72 * HOUR);
+  await eventually(async () => (await tasks(caseId)).length === 2);
+  expect((await tasks(caseId)).map((t) => t.kind)).toEqual(['escalation.review_overdue', 'escalation.review_overdue']);
+  const snapshot = await handle.executeUpdate(reviewDecisionUpdate, { args: [approve] });
+  expect(snapshot.step).toBe('client_conversation');
+  expect(snapshot.state.escalations.map((e) => e.level)).toEqual([1, 2]);
+  await saveHistory(handle, 'review-escalation');
+});
+
+test('when a receiver does not answer within the referral SLA, then the referral expires and re-routes to the next candidate', async () => {
+  const { handle } = await start();
+  await handle.executeUpdate(reviewDecisionUpdate, { args: [approve] });
+  await handle.executeUpdate(recordConversationUpdate, { args: [converse('accept_proposed')] });
+  await handle.executeUpdate(proposeReferralUpdate, {
+    args: [
+      {
+        actor: STAFF,
+        requestId: null,
+        candidates: [
+          { providerId: 'clin-a', name: 'Dr. A', external: false, contact: 'ext 101' },
+          { providerId: 'clin-b', name: 'Dr. B', external: false, contact: 'ext 102' },
+        ],
+      },
+    ],
+  });
+  await eventually(async () => (await handle.query(caseSnapshotQuery)).state.referrals[0]?.state === 'sent');
+  await env.sleep(7 * DAY + 60_000);
+  const snapshot = await eventually(async () => {
+    const s = await handle.query(caseSnapshotQuery);
+    return s.state.referrals[1]?.state === 'sent' ? s : undefined;
+  });
+  expect(snapshot.state.referrals[0]!.history.map((h) => h.state)).toEqual([
+    'proposed',
+    'sent',
+    'expired',
+    're_routed',
+  ]);
+  expect(snapshot.state.referrals[1]!.candidate.providerId).toBe('clin-b');
+  expect(snapshot.state.reroutes).toBe(1);
+  await saveHistory(handle, 'referral-expiry');
+});
+
+test('when a client declines further services, then follow-up outreach comes at 7 and 30 days, and the case closes', async () => {
+  const { handle, caseId } = await start({ kind: 'termination', reason: 'goals_met', lastDay: null });
+  await handle.executeUpdate(reviewDecisionUpdate, { args: [approve] });
+  await handle.executeUpdate(recordConversationUpdate, { args: [converse('decline_services')] });
+  await eventually(async () => (await handle.query(caseSnapshotQuery)).step === 'follow_up');
+  const result = await handle.result();
+  expect(result).toEqual({ caseId, status: 'closed' });
+  expect((await tasks(caseId)).map((t) => t.task_key)).toEqual([`${caseId}:follow_up:7`, `${caseId}:follow_up:30`]);
+  const letter = await database.db
+    .selectFrom('letters')
+    .select(['delivery', 'channel'])
+    .where('case_id', '=', caseId)
+    .executeTakeFirstOrThrow();
+  expect(letter).toEqual({ delivery: 'sent', channel: 'portal' });
+  await saveHistory(handle, 'termination-follow-up');
+});
+
+test('when a relocating counselor’s client is not told in time, then the case escalates before and at the notice deadline', async () => {
+  // Last day in 20 days, 14 days' notice: due in 6 days, warning 3 days before.
+  const { handle, caseId } = await start({ lastDay: today(20) });
+  await handle.executeUpdate(reviewDecisionUpdate, { args: [approve] });
+  await env.sleep(4 * DAY);
+  await eventually(async () => (await tasks(caseId)).some((t) => t.kind === 'escalation.notice_at_risk'));
+  await env.sleep(4 * DAY);
+  await eventually(async () => (await tasks(caseId)).some((t) => t.kind === 'escalation.notice_missed'));
+  // Eight days have passed on the workflow's clock.
+  const snapshot = await handle.executeUpdate(recordConversationUpdate, {
+    args: [converse('accept_proposed', today(8))],
+  });
+  expect(snapshot.state.conversation.informedInTime).toBe(false);
+  await saveHistory(handle, 'notice-deadline');
+});
