@@ -18,6 +18,7 @@ const schema = z.object({
   TEMPORAL_ADDRESS: optionalString,
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('handoff'),
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
   DATA_DIR: z.string().min(1).default('.data'),
   EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(5433),
   TEMPORAL_DEV_PORT: z.coerce.number().int().min(1).max(65535).default(7233),

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { Kysely } from 'kysely';
+import type { Client } from '@temporalio/client';
+import { type Kysely, sql } from 'kysely';
 import { appendAuditEvent } from '../db/audit';
 import { insertCase } from '../db/cases';
 import type { AuditOutcome, Database } from '../db/schema';
@@ -14,12 +15,15 @@ import {
   type Policy,
   type Referral,
   type RiskFlag,
-  letterChannel,
 } from '../domain/process';
 import { renderLetterHtml, renderLetterPdf } from './letter';
+import { createTransferActivities } from './transfer';
 
 export interface ActivityDeps {
   db: Kysely<Database>;
+  /** For the transfer activities, which start and cancel case workflows. */
+  temporal?: Client;
+  taskQueue?: string;
 }
 
 export interface OpenCaseInput {
@@ -99,8 +103,10 @@ function sha256(data: string | Buffer): string {
 }
 
 /** Activities get their dependencies here, so the worker wires real ones and tests pass a real database. */
-export function createActivities({ db }: ActivityDeps) {
+export function createActivities({ db, temporal, taskQueue = 'handoff' }: ActivityDeps) {
   return {
+    ...createTransferActivities({ db, temporal, taskQueue }),
+
     /** The agency's policy, or the defaults; copied into the case so a running case never changes under it. */
     async loadPolicy({ agencyId }: { agencyId: string }): Promise<Policy> {
       const row = await db
@@ -224,7 +230,11 @@ export function createActivities({ db }: ActivityDeps) {
               revoked_at: c.revokedAt ? new Date(c.revokedAt) : null,
             })
             .onConflict((oc) =>
-              oc.column('consent_id').doUpdateSet({ revoked_at: c.revokedAt ? new Date(c.revokedAt) : null }),
+              // Revocation is one-way, and only this case's own consent can be touched.
+              oc
+                .column('consent_id')
+                .doUpdateSet({ revoked_at: sql`coalesce(consents.revoked_at, excluded.revoked_at)` })
+                .where('consents.case_id', '=', input.caseId),
             )
             .execute();
         }
@@ -269,9 +279,17 @@ export function createActivities({ db }: ActivityDeps) {
             .where('consent_id', '=', input.consentId)
             .executeTakeFirst();
           // The workflow checked the consent; this re-checks it at the moment of disclosure.
-          if (!consent || consent.revoked_at || consent.recipient_provider_id !== input.providerId) {
+          const today = now.toISOString().slice(0, 10);
+          if (
+            !consent ||
+            consent.case_id !== input.caseId ||
+            consent.revoked_at ||
+            consent.recipient_provider_id !== input.providerId ||
+            consent.expires_on < today ||
+            (input.substanceUseRecords && !consent.covers_sud_records)
+          ) {
             throw ApplicationFailure.nonRetryable(
-              'the consent for this disclosure is missing, revoked or names someone else',
+              'the consent for this disclosure is missing, revoked, expired, names someone else or does not cover substance-use records',
               'RuleViolation',
             );
           }
@@ -325,7 +343,15 @@ export function createActivities({ db }: ActivityDeps) {
     },
 
     /** Renders the closing letter (HTML and PDF, with checksums) and sends it only by a safe channel. */
-    async issueClosureLetter({ caseId }: { caseId: string }): Promise<LetterResult> {
+    async issueClosureLetter({
+      caseId,
+      channel,
+      riskFlags,
+    }: {
+      caseId: string;
+      channel: ContactChannel | null;
+      riskFlags: RiskFlag[];
+    }): Promise<LetterResult> {
       const { workflowId, activityId } = origin();
       return db.transaction().execute(async (trx) => {
         const existing = await trx
@@ -355,11 +381,11 @@ export function createActivities({ db }: ActivityDeps) {
           lastSessionDate: state.conversation.lastSessionDate,
           reason: row.reason,
           referral: referral ? { name: referral.provider_name, contact: referral.provider_contact } : null,
-          domesticViolenceResources: state.facts.riskFlags.includes('domestic_violence'),
+          domesticViolenceResources: riskFlags.includes('domestic_violence'),
         };
         const html = renderLetterHtml(content);
         const pdf = await renderLetterPdf(content);
-        const channel = letterChannel(state.facts);
+        // The channel is the workflow's decision (safe contact), made on the facts it holds now.
         const delivery = channel ? 'sent' : 'held_for_in_person';
         const letterId = randomUUID();
         await trx

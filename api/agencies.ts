@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import { appendAuditEvent } from '../db/audit';
 import type { Database } from '../db/schema';
 import { DEFAULT_POLICY } from '../domain/process';
+import { requireRoles, userOf } from './auth';
 import { actorOf, parse } from './http';
 import { problem } from './problem';
 import { agencyParams, policyBody } from './schemas';
@@ -12,8 +13,8 @@ export function agencyRoutes({ db }: { db: Kysely<Database> }): Router {
   const router = Router();
 
   router.get('/v1/agencies/:agencyId/policy', async (req, res) => {
-    actorOf(req);
     const { agencyId } = parse(agencyParams, req.params, 'path');
+    if (userOf(req).agencyId !== agencyId) throw problem(404, `no agency ${agencyId}`);
     const row = await db.selectFrom('agency_policies').selectAll().where('agency_id', '=', agencyId).executeTakeFirst();
     res.json({
       agencyId,
@@ -26,11 +27,10 @@ export function agencyRoutes({ db }: { db: Kysely<Database> }): Router {
   /** Sets the policy; running cases keep the one they started with. */
   router.put('/v1/agencies/:agencyId/policy', async (req, res) => {
     const actor = actorOf(req);
+    requireRoles(userOf(req), ['admin'], 'setting agency policy');
     const { agencyId } = parse(agencyParams, req.params, 'path');
+    if (userOf(req).agencyId !== agencyId) throw problem(404, `no agency ${agencyId}`);
     const body = parse(policyBody, req.body, 'body');
-    if (actor.role !== 'admin' && actor.role !== 'clinical_director') {
-      throw problem(403, 'agency policy is set by an admin or a clinical director');
-    }
     const policy = { ...DEFAULT_POLICY, ...body.policy };
     await db.transaction().execute(async (trx) => {
       const before = await trx

@@ -6,7 +6,13 @@ import type { Logger } from 'pino';
 import swaggerUiDist from 'swagger-ui-dist';
 import type { Database } from '../db/schema';
 import { agencyRoutes } from './agencies';
+import { authenticate, rateLimit } from './auth';
+import { idempotent } from './idempotency';
+import { type Metrics, createMetrics, metricsRoute } from './metrics';
 import { caseRoutes } from './cases';
+import { referenceRoutes } from './reference';
+import { transferRoutes } from './transfers';
+import { userRoutes } from './users';
 import { openApiDocument } from './openapi';
 import { problem, problemHandler } from './problem';
 
@@ -25,6 +31,9 @@ export interface AppDeps {
   taskQueue: string;
   logger: Logger;
   health: { postgres: () => Promise<boolean>; temporal: () => Promise<boolean> };
+  /** Requests a minute per token. */
+  rateLimitPerMinute?: number;
+  metrics?: Metrics;
 }
 
 const requestId: RequestHandler = (req, res, next) => {
@@ -37,6 +46,7 @@ const requestId: RequestHandler = (req, res, next) => {
 /** The HTTP API, built without listening so tests drive it directly. */
 export function createApp(deps: AppDeps): express.Express {
   const { db, temporal, taskQueue, logger } = deps;
+  const metrics = deps.metrics ?? createMetrics();
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
@@ -45,13 +55,15 @@ export function createApp(deps: AppDeps): express.Express {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       // Method, route pattern and status only: paths and bodies may carry client details.
-      logger.info({
-        reqId: req.id,
-        method: req.method,
-        route: (req.route as { path?: string } | undefined)?.path ?? 'unmatched',
-        status: res.statusCode,
-        ms: Number(process.hrtime.bigint() - started) / 1e6,
-      });
+      const pattern = (req.route as { path?: string | string[] } | undefined)?.path ?? 'unmatched';
+      const route = Array.isArray(pattern) ? pattern.join('|') : pattern;
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      logger.info({ reqId: req.id, method: req.method, route, status: res.statusCode, ms, user: req.user?.id });
+      metrics.requests.observe({ method: req.method, route, status: String(res.statusCode) }, ms / 1000);
+      if (res.statusCode >= 500) metrics.failures.inc({ kind: res.statusCode === 503 ? 'dependency' : 'unexpected' });
+      if (res.statusCode === 202 && req.method === 'POST') {
+        metrics.workflowStarts.inc({ workflow: req.path.startsWith('/v1/transfers') ? 'caseloadTransfer' : 'case' });
+      }
     });
     next();
   });
@@ -83,8 +95,17 @@ export function createApp(deps: AppDeps): express.Express {
     res.type('js').send(`window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#ui' });`);
   });
 
+  app.get('/metrics', metricsRoute(metrics));
+
+  // Everything below needs a signed-in user.
+  app.use(authenticate(db));
+  app.use(rateLimit(deps.rateLimitPerMinute ?? 600));
+  app.post(['/v1/cases', '/v1/transfers'], idempotent(db));
   app.use(caseRoutes({ db, temporal, taskQueue }));
+  app.use(userRoutes({ db }));
   app.use(agencyRoutes({ db }));
+  app.use(referenceRoutes({ db }));
+  app.use(transferRoutes({ db, temporal, taskQueue }));
 
   app.use((req, _res, next) => next(problem(404, `no route ${req.method} ${req.path}`)));
   app.use(problemHandler(logger));

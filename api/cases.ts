@@ -8,7 +8,8 @@ import type { z } from 'zod';
 import { appendAuditEvent } from '../db/audit';
 import { findCase } from '../db/cases';
 import type { CaseRow, Database } from '../db/schema';
-import { type Actor, caseWorkflowId } from '../domain/case';
+import { type Actor, type Role, caseWorkflowId } from '../domain/case';
+import { canSeeCase, requireRoles, userOf } from './auth';
 import { explain } from '../domain/process';
 import * as wf from '../workflows/case';
 import { actorOf, parse } from './http';
@@ -21,9 +22,18 @@ export interface CaseRoutesDeps {
   taskQueue: string;
 }
 
-/** One human action on a case: its path, its body, and the workflow update that carries it. */
+const DIRECTOR: Role[] = ['clinical_director'];
+const COUNSELOR_DIRECTOR: Role[] = ['counselor', 'clinical_director'];
+const STAFF_DIRECTOR: Role[] = ['staff', 'clinical_director'];
+const CARE_TEAM: Role[] = ['staff', 'counselor', 'clinical_director'];
+/** Who may read a case: everyone of its agency but admins (counselors only their own). */
+export const CASE_READERS: Role[] = ['staff', 'counselor', 'clinical_director', 'compliance'];
+export const CASE_STARTERS: Role[] = ['staff', 'counselor', 'clinical_director'];
+
+/** One human action on a case: its path, the roles that may take it, its body, and the workflow update. */
 export interface ActionRoute {
   path: string;
+  roles: Role[];
   summary: string;
   body: z.ZodType;
   params: typeof s.caseIdParams | typeof s.referralParams | typeof s.consentParams;
@@ -33,6 +43,7 @@ export interface ActionRoute {
 export const ACTION_ROUTES: ActionRoute[] = [
   {
     path: 'review',
+    roles: DIRECTOR,
     summary: 'A clinical director (not the counselor) approves, rejects or sends back the decision',
     body: s.reviewBody,
     params: s.caseIdParams,
@@ -40,6 +51,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'revision',
+    roles: COUNSELOR_DIRECTOR,
     summary: 'The counselor revises a decision that was sent back',
     body: s.reviseBody,
     params: s.caseIdParams,
@@ -47,6 +59,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'risk-flags',
+    roles: CARE_TEAM,
     summary: 'Raise a risk flag; closing then waits for a safety plan and a director',
     body: s.riskFlagBody,
     params: s.caseIdParams,
@@ -54,6 +67,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'safety-plan',
+    roles: COUNSELOR_DIRECTOR,
     summary: 'Record that a continuity/safety plan is documented',
     body: s.safetyPlanBody,
     params: s.caseIdParams,
@@ -61,6 +75,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'safety-plan/approval',
+    roles: DIRECTOR,
     summary: 'A clinical director approves the safety plan',
     body: s.emptyBody,
     params: s.caseIdParams,
@@ -68,6 +83,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'conversation',
+    roles: COUNSELOR_DIRECTOR,
     summary: 'Record the pretermination conversation and what the client chose',
     body: s.conversationBody,
     params: s.caseIdParams,
@@ -75,6 +91,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'outreach-attempts',
+    roles: COUNSELOR_DIRECTOR,
     summary: 'Record an outreach attempt to a client who did not come',
     body: s.outreachBody,
     params: s.caseIdParams,
@@ -82,6 +99,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'conversation/waiver',
+    roles: DIRECTOR,
     summary: 'Go on without the conversation (client-initiated ending or clinician safety)',
     body: s.waiveConversationBody,
     params: s.caseIdParams,
@@ -89,6 +107,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'referrals',
+    roles: CARE_TEAM,
     summary: 'Propose receiving clinicians or providers, in order of preference',
     body: s.proposeReferralBody,
     params: s.caseIdParams,
@@ -96,6 +115,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'referrals/:referralId/response',
+    roles: CARE_TEAM,
     summary: 'Record the receiver’s (or the client’s) answer to a referral',
     body: s.referralResponseBody,
     params: s.referralParams,
@@ -103,6 +123,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'referrals/:referralId/appointment',
+    roles: CARE_TEAM,
     summary: 'Record the first appointment with the receiver',
     body: s.appointmentBody,
     params: s.referralParams,
@@ -110,6 +131,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'referrals/:referralId/appointment-outcome',
+    roles: CARE_TEAM,
     summary: 'Record whether the first appointment was kept',
     body: s.appointmentOutcomeBody,
     params: s.referralParams,
@@ -117,6 +139,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'referrals/:referralId/withdrawal',
+    roles: STAFF_DIRECTOR,
     summary: 'Withdraw a referral',
     body: s.withdrawReferralBody,
     params: s.referralParams,
@@ -124,6 +147,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'consents',
+    roles: CARE_TEAM,
     summary: 'Record a release of information',
     body: s.consentBody,
     params: s.caseIdParams,
@@ -131,6 +155,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'consents/:consentId/revocation',
+    roles: CARE_TEAM,
     summary: 'Record that the client revoked a release; pending sends stop',
     body: s.emptyBody,
     params: s.consentParams,
@@ -138,6 +163,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'engagement',
+    roles: COUNSELOR_DIRECTOR,
     summary: 'Record whether the client engaged with the new provider',
     body: s.engagementBody,
     params: s.caseIdParams,
@@ -145,6 +171,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'cancel',
+    roles: STAFF_DIRECTOR,
     summary: 'Cancel the case, with a reason',
     body: s.cancelCaseBody,
     params: s.caseIdParams,
@@ -206,7 +233,14 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
   /** Starts a case workflow; the case row is written by the workflow's first activity. */
   router.post('/v1/cases', async (req, res) => {
     const actor = actorOf(req);
+    const user = userOf(req);
+    requireRoles(user, CASE_STARTERS, 'starting a case');
     const body = parse(s.createCaseBody, req.body, 'body');
+    if (body.agencyId !== user.agencyId)
+      throw problem(403, `you act for agency ${user.agencyId}, not ${body.agencyId}`);
+    if (user.role === 'counselor' && body.counselorId !== user.id) {
+      throw problem(403, 'a counselor starts cases only for their own clients');
+    }
     if (body.lastDay && body.lastDay < new Date().toISOString().slice(0, 10)) {
       throw problem(400, `the counselor's last day (${body.lastDay}) is in the past`, {
         errors: [{ field: 'body.lastDay', message: 'in the past' }],
@@ -215,7 +249,11 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
     const caseId = body.caseId ?? randomUUID();
     await temporal.workflow.start(wf.caseWorkflow, {
       workflowId: caseWorkflowId(caseId),
+      // A case id is never reused, even after its case ended: its audit keys and read model are its own.
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
       taskQueue,
+      // Who may see the case before its row is written: ids only, no client details.
+      memo: { agencyId: body.agencyId, counselorId: body.counselorId },
       args: [{ ...body, caseId, openedBy: actor, requestId: req.id }],
     });
     res.status(202).location(`/v1/cases/${caseId}`).json(opening(caseId));
@@ -224,19 +262,28 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
   /** Reads a case from the read model, with what it waits for and what blocks closing it; audited. */
   router.get('/v1/cases/:caseId', async (req, res) => {
     const actor = actorOf(req);
+    const user = userOf(req);
+    requireRoles(user, CASE_READERS, 'reading a case');
     const { caseId } = parse(s.caseIdParams, req.params, 'path');
     const row = await findCase(db, caseId);
     if (!row) {
-      // Started but not yet written by its first activity (or the worker is down): say so.
+      // Started but not yet written by its first activity (or the worker is down): say so, to those who may see it.
+      let memo: Record<string, unknown> | undefined;
       try {
-        await temporal.workflow.getHandle(caseWorkflowId(caseId)).describe();
+        memo = (await temporal.workflow.getHandle(caseWorkflowId(caseId)).describe()).memo;
       } catch (error) {
         if (error instanceof WorkflowNotFoundError) throw problem(404, `no case ${caseId}`);
         throw error;
       }
+      const owner = {
+        agency_id: typeof memo?.agencyId === 'string' ? memo.agencyId : '',
+        counselor_id: typeof memo?.counselorId === 'string' ? memo.counselorId : '',
+      };
+      if (!canSeeCase(user, owner)) throw problem(404, `no case ${caseId}`);
       res.json(opening(caseId));
       return;
     }
+    if (!canSeeCase(user, row)) throw problem(404, `no case ${caseId}`);
     await auditRead(req, actor, row, 'details');
     res.json(toView(row));
   });
@@ -244,8 +291,11 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
   /** The closing letter as HTML or PDF, with its stored checksum; audited. */
   router.get(['/v1/cases/:caseId/letter', '/v1/cases/:caseId/letter.pdf'], async (req, res) => {
     const actor = actorOf(req);
+    const user = userOf(req);
+    requireRoles(user, CASE_READERS, 'reading a closing letter');
     const { caseId } = parse(s.caseIdParams, req.params, 'path');
-    const row = await findCase(db, caseId);
+    const found = await findCase(db, caseId);
+    const row = found && canSeeCase(user, found) ? found : undefined;
     const letter = row && (await db.selectFrom('letters').selectAll().where('case_id', '=', caseId).executeTakeFirst());
     if (!row || !letter) throw problem(404, `no closing letter for case ${caseId}`);
     await auditRead(req, actor, row, 'letter');
@@ -260,12 +310,19 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
   for (const route of ACTION_ROUTES) {
     router.post(`/v1/cases/:caseId/${route.path}`, async (req, res) => {
       const actor = actorOf(req);
+      const user = userOf(req);
+      requireRoles(user, route.roles, `${route.path.replace(/\/:\w+/g, '')} on a case`);
       const params = parse(route.params, req.params, 'path');
-      const body = parse(route.body, req.body, 'body') as object;
       const { caseId, ...ids } = params;
+      // The object first: a case the caller may not see does not exist for them, whatever they sent.
+      const owner = await findCase(db, caseId);
+      if (!owner || !canSeeCase(user, owner)) throw problem(404, `no case ${caseId}`);
+      const body = parse(route.body, req.body, 'body') as object;
       const handle = temporal.workflow.getHandle(caseWorkflowId(caseId));
       try {
         const snapshot = await handle.executeUpdate(route.update, {
+          // The request id doubles as the update id: a retried HTTP request is one action, not two.
+          updateId: req.id,
           args: [{ ...body, ...ids, actor, requestId: req.id }],
         });
         res.json({ ...toViewFromSnapshot(snapshot), workflowId: caseWorkflowId(caseId) });

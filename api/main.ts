@@ -28,6 +28,7 @@ export async function startApi(
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     logger,
     health: { postgres: database.ping, temporal: temporal.ping },
+    rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
   });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, (error?: Error) => (error ? reject(error) : resolve(s)));

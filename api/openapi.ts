@@ -1,12 +1,31 @@
 import { z } from 'zod';
 import { ACTION_ROUTES } from './cases';
-import { actorHeaders, caseView, createCaseBody, healthView, policyBody } from './schemas';
+import { REFERENCE_SPECS } from './reference';
+import {
+  caseView,
+  createCaseBody,
+  createTransferBody,
+  healthView,
+  overrideProposalBody,
+  policyBody,
+  cancelCaseBody,
+} from './schemas';
+import { tokenBody, userBody } from './users';
+
+const IDEMPOTENCY_KEY = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  description: 'The same key and body return the first answer; the same key with another body is a 422',
+  schema: { type: 'string', maxLength: 200 },
+};
 
 interface Operation {
   method: 'get' | 'post' | 'put';
   path: string;
   summary: string;
   actor?: boolean;
+  idempotent?: boolean;
   body?: z.ZodType;
   response?: { status: number; schema: z.ZodType };
   problems: number[];
@@ -25,6 +44,7 @@ const operations: Operation[] = [
     path: '/v1/cases',
     summary: "Start one client's termination or transfer case",
     actor: true,
+    idempotent: true,
     body: createCaseBody,
     response: { status: 202, schema: caseView },
     problems: [400, 401, 409, 503],
@@ -75,6 +95,86 @@ const operations: Operation[] = [
     body: policyBody,
     problems: [400, 401, 403],
   },
+  ...REFERENCE_SPECS.flatMap((spec): Operation[] => [
+    {
+      method: 'put',
+      path: `/v1/${spec.kind}/{id}`,
+      summary: `Create or replace a ${spec.singular} (answers whether anything changed)`,
+      actor: true,
+      body: spec.schema,
+      problems: [400, 401, 403, 404],
+    },
+    {
+      method: 'get',
+      path: `/v1/${spec.kind}/{id}`,
+      summary: `Read a ${spec.singular}`,
+      actor: true,
+      problems: [401, 404],
+    },
+    {
+      method: 'get',
+      path: `/v1/${spec.kind}`,
+      summary: `List ${spec.kind} by cursor (limit ≤ 500; next is the following page's cursor)`,
+      actor: true,
+      problems: [400, 401, 403],
+    },
+  ]),
+  {
+    method: 'post',
+    path: '/v1/transfers',
+    summary: "Transfer a relocating counselor's caseload",
+    actor: true,
+    idempotent: true,
+    body: createTransferBody,
+    problems: [400, 401, 403, 409, 422, 503],
+  },
+  {
+    method: 'get',
+    path: '/v1/transfers/{transferId}',
+    summary: 'Where every client of a transfer stands',
+    actor: true,
+    problems: [401, 403, 404],
+  },
+  {
+    method: 'post',
+    path: '/v1/transfers/{transferId}/cancel',
+    summary: 'Cancel a transfer and its open cases',
+    actor: true,
+    body: cancelCaseBody,
+    problems: [400, 401, 403, 404, 409],
+  },
+  {
+    method: 'post',
+    path: '/v1/transfers/{transferId}/cases/{caseId}/proposal',
+    summary: 'A director overrides the proposed receiving clinician',
+    actor: true,
+    body: overrideProposalBody,
+    problems: [400, 401, 403, 404, 422],
+  },
+  {
+    method: 'put',
+    path: '/v1/users/{userId}',
+    summary: 'Create or update a user of your agency (admin)',
+    actor: true,
+    body: userBody,
+    problems: [400, 401, 403, 404],
+  },
+  {
+    method: 'post',
+    path: '/v1/users/{userId}/tokens',
+    summary: 'Issue a token (shown once) (admin)',
+    actor: true,
+    body: tokenBody,
+    problems: [400, 401, 403, 404],
+  },
+  {
+    method: 'post',
+    path: '/v1/tokens/{tokenId}/revocation',
+    summary: 'Revoke a token (admin)',
+    actor: true,
+    problems: [401, 403, 404],
+  },
+  { method: 'get', path: '/metrics', summary: 'Prometheus metrics', problems: [] },
 ];
 
 const problemSchema = {
@@ -117,12 +217,6 @@ function namedSchemas(): Record<string, unknown> {
 /** The OpenAPI 3.1 document, generated from the same zod schemas the handlers parse with. */
 export function openApiDocument(): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
-  const actorParams = Object.entries(actorHeaders.shape).map(([name, schema]) => ({
-    name,
-    in: 'header',
-    required: true,
-    schema: schemaOf(schema),
-  }));
   for (const op of operations) {
     const pathParams = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({
       name: m[1],
@@ -143,7 +237,8 @@ export function openApiDocument(): Record<string, unknown> {
       };
     (paths[op.path] ??= {})[op.method] = {
       summary: op.summary,
-      parameters: [...pathParams, ...(op.actor ? actorParams : [])],
+      parameters: [...pathParams, ...(op.idempotent ? [IDEMPOTENCY_KEY] : [])],
+      ...(op.actor ? { security: [{ bearer: [] }] } : { security: [] }),
       ...(op.body
         ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(op.body) } } } }
         : {}),
@@ -158,6 +253,12 @@ export function openApiDocument(): Record<string, unknown> {
       description: 'Ethical termination and transfer of counseling relationships, run as durable workflows.',
     },
     paths,
-    components: { schemas: { ...namedSchemas(), Problem: problemSchema } },
+    components: {
+      schemas: { ...namedSchemas(), Problem: problemSchema },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'An API token (npm run token, or an admin)' },
+      },
+    },
+    security: [{ bearer: [] }],
   };
 }

@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler } from 'express';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
-import { ServiceError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ServiceError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { FailureType } from '../domain/errors';
@@ -41,6 +41,7 @@ const TITLES: Record<number, string> = {
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
+  429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
@@ -124,6 +125,15 @@ export function toProblem(error: unknown): { problem: Problem; unexpected: boole
   }
   if (error instanceof WorkflowExecutionAlreadyStartedError) {
     return toProblem(problem(409, 'a case with this id already exists'));
+  }
+  if (error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+    return toProblem(
+      problem(
+        503,
+        'the case did not answer in time (is the worker running?); the action may still be applied — check the case before retrying',
+        { dependency: 'temporal' },
+      ),
+    );
   }
   if (isPostgresUnavailable(error)) {
     return toProblem(

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CASE_KINDS, CASE_REASONS, CASE_STATUSES, ROLES } from '../domain/case';
+import { CASE_KINDS, CASE_REASONS, CASE_STATUSES } from '../domain/case';
 import { CLIENT_CHOICES, CONTACT_CHANNELS, RISK_FLAGS, STEPS } from '../domain/process';
 
 const id = z
@@ -9,13 +9,15 @@ const id = z
   .max(100)
   .regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits, . _ : - only');
 const isoDate = z.iso.date();
-const text = (max: number) => z.string().trim().min(1).max(max);
-
-/** Who is acting. Replaced by bearer tokens once users exist; recorded with every action. */
-export const actorHeaders = z.object({
-  'x-actor-id': id,
-  'x-actor-role': z.enum(ROLES),
-});
+// No control characters: PostgreSQL refuses NUL, and nothing a person types needs the others.
+const text = (max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .max(max)
+    // eslint-disable-next-line no-control-regex -- matching control characters is the point
+    .regex(/^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$/, 'control characters are not allowed');
 
 export const caseIdParams = z.strictObject({ caseId: z.uuid() });
 export const referralParams = z.strictObject({ caseId: z.uuid(), referralId: z.uuid() });
@@ -107,7 +109,6 @@ export const appointmentOutcomeBody = z
 export const withdrawReferralBody = z.strictObject({ reason: text(500) }).meta({ id: 'WithdrawReferral' });
 export const consentBody = z
   .strictObject({
-    consentId: z.uuid().optional(),
     recipientProviderId: id,
     disclosed: text(500).describe('What may be shared'),
     purpose: text(500),
@@ -176,3 +177,63 @@ export const healthView = z
     temporal: z.enum(['ok', 'unavailable']),
   })
   .meta({ id: 'Health' });
+
+const specialty = z
+  .string()
+  .trim()
+  .min(1)
+  .max(60)
+  .regex(/^[a-z0-9_]+$/, 'lower-case letters, digits and _ only');
+
+/** A client, minimum necessary: who they are, who they see, how to reach them safely, what care they need. */
+export const clientBody = z
+  .strictObject({
+    agencyId: id,
+    name: text(200),
+    counselorId: id,
+    active: z.boolean(),
+    riskFlags: z.array(z.enum(RISK_FLAGS)).max(RISK_FLAGS.length),
+    contact: contactPreferences,
+    hasSubstanceUseRecords: z.boolean(),
+    needs: z.array(specialty).max(20).describe('Specialties the receiving clinician must have'),
+  })
+  .meta({ id: 'Client' });
+export type ClientBody = z.infer<typeof clientBody>;
+
+export const clinicianBody = z
+  .strictObject({
+    agencyId: id,
+    name: text(200),
+    capacity: z.number().int().min(0).max(1000).describe('The most clients this clinician may carry'),
+    specialties: z.array(specialty).max(40),
+    active: z.boolean(),
+    contact: text(300),
+  })
+  .meta({ id: 'Clinician' });
+export type ClinicianBody = z.infer<typeof clinicianBody>;
+
+export const providerBody = z
+  .strictObject({ name: text(200), contact: text(300), specialties: z.array(specialty).max(40) })
+  .meta({ id: 'Provider' });
+export type ProviderBody = z.infer<typeof providerBody>;
+
+export const referenceIdParams = z.strictObject({ id });
+
+export const listQuery = z.strictObject({
+  cursor: id.optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  counselorId: id.optional(),
+});
+
+export const createTransferBody = z
+  .strictObject({
+    transferId: z.uuid().optional(),
+    counselorId: id,
+    lastDay: isoDate,
+    reason: z.enum(['counselor_relocation', 'counselor_departure']).default('counselor_relocation'),
+    clientIds: z.array(id).min(1).max(20_000).optional().describe('Only these clients; all active clients if absent'),
+  })
+  .meta({ id: 'CreateTransfer' });
+export const transferIdParams = z.strictObject({ transferId: z.uuid() });
+export const overrideProposalBody = z.strictObject({ clinicianId: id }).meta({ id: 'OverrideProposal' });
+export const transferCaseParams = z.strictObject({ transferId: z.uuid(), caseId: z.uuid() });

@@ -153,6 +153,106 @@ export interface Database {
   letters: LettersTable;
   tasks: TasksTable;
   outbox: OutboxTable;
+  clients: ClientsTable;
+  clinicians: CliniciansTable;
+  providers: ProvidersTable;
+  transfers: TransfersTable;
+  proposals: ProposalsTable;
+  users: UsersTable;
+  api_tokens: ApiTokensTable;
+  idempotency_keys: IdempotencyKeysTable;
+}
+
+export interface UsersTable {
+  user_id: string;
+  agency_id: string;
+  role: Role;
+  name: string;
+  active: ColumnType<boolean, boolean | undefined, boolean>;
+  created_at: Generated<Date>;
+}
+
+export interface ApiTokensTable {
+  token_id: string;
+  user_id: string;
+  token_hash: string;
+  label: string;
+  expires_at: Date;
+  revoked_at: Date | null;
+  created_at: Generated<Date>;
+}
+
+export interface IdempotencyKeysTable {
+  user_id: string;
+  idempotency_key: string;
+  route: string;
+  request_hash: string;
+  status: number | null;
+  response: Json;
+  headers: Json;
+  created_at: Generated<Date>;
+}
+
+type JsonOf<T> = ColumnType<T, string, string>;
+
+export interface ClientsTable {
+  client_id: string;
+  agency_id: string;
+  name: string;
+  counselor_id: string;
+  active: boolean;
+  risk_flags: JsonOf<RiskFlag[]>;
+  contact: JsonOf<ContactPreferences>;
+  has_sud_records: boolean;
+  needs: JsonOf<string[]>;
+  updated_at: Timestamp;
+}
+
+export interface CliniciansTable {
+  clinician_id: string;
+  agency_id: string;
+  name: string;
+  capacity: number;
+  specialties: JsonOf<string[]>;
+  active: boolean;
+  contact: string;
+  updated_at: Timestamp;
+}
+
+export interface ProvidersTable {
+  provider_id: string;
+  name: string;
+  contact: string;
+  specialties: JsonOf<string[]>;
+  updated_at: Timestamp;
+}
+
+export type TransferStatus = 'opening' | 'open' | 'cancelled' | 'finished';
+
+export interface TransfersTable {
+  transfer_id: string;
+  agency_id: string;
+  counselor_id: string;
+  last_day: string;
+  client_ids: ColumnType<string[] | null, string | null, string | null>;
+  status: TransferStatus;
+  expected: number;
+  opened: ColumnType<number, number | undefined, number>;
+  reason: 'counselor_relocation' | 'counselor_departure';
+  requested_by: string;
+  requested_by_role: Role;
+  cancel_reason: string | null;
+  created_at: Generated<Date>;
+  updated_at: Timestamp;
+}
+
+export interface ProposalsTable {
+  case_id: string;
+  transfer_id: string;
+  client_id: string;
+  clinician_id: string | null;
+  overridden_by: string | null;
+  created_at: Generated<Date>;
 }
 
 export type CaseRow = Selectable<CasesTable>;

@@ -129,11 +129,13 @@ export interface CaseProcessState {
     approvedBy: string | null;
   };
   risk: {
-    /** When the latest flag was raised; a safety plan and approval must come after it. */
-    flaggedAt: string | null;
+    /** Counts raised flags; a plan and an approval count only for the flags raised before them. */
+    flagCount: number;
     safetyPlanAt: string | null;
     safetyPlanRef: string | null;
-    approvedAt: string | null;
+    /** `flagCount` when the plan was documented, and when it was approved. */
+    planCoversFlags: number;
+    approvalCoversFlags: number;
     approvedBy: string | null;
   };
   conversation: {
@@ -151,7 +153,8 @@ export interface CaseProcessState {
   letter: { letterId: string; delivery: 'sent' | 'held_for_in_person'; channel: ContactChannel | null } | null;
   followUp: { engaged: boolean; checks: { offsetDays: number; engaged: boolean }[] };
   escalations: Escalation[];
-  cancellation: { actor: Actor; reason: string; requestId: string | null } | null;
+  /** Who cancelled (null: the system, e.g. a cancel sent through Temporal itself). */
+  cancellation: { actor: Actor | null; reason: string; requestId: string | null } | null;
 }
 
 /** A refusal: the rule that refused, and what is missing. */
@@ -188,6 +191,7 @@ export function requireRole(actor: Actor, roles: Actor['role'][], what: string):
 
 export function requireOpen(state: CaseProcessState): void {
   if (state.status !== 'open') refuse(RULES.step, `the case is ${state.status}`);
+  if (state.cancellation) refuse(RULES.step, 'the case is being cancelled');
 }
 
 export function requireStep(state: CaseProcessState, steps: Step[], what: string): void {
@@ -211,8 +215,8 @@ export function hasActiveRisk(state: CaseProcessState): boolean {
 /** Risk first: a documented safety plan and a director's approval, both after the latest flag. */
 export function riskGateOpen(state: CaseProcessState): boolean {
   if (!hasActiveRisk(state)) return true;
-  const { flaggedAt, safetyPlanAt, approvedAt } = state.risk;
-  return !!safetyPlanAt && !!approvedAt && (!flaggedAt || (safetyPlanAt >= flaggedAt && approvedAt >= flaggedAt));
+  const { flagCount, planCoversFlags, approvalCoversFlags } = state.risk;
+  return planCoversFlags === flagCount && approvalCoversFlags === flagCount;
 }
 
 export function acceptedReferral(state: CaseProcessState): Referral | undefined {
@@ -228,6 +232,21 @@ export function currentReferral(state: CaseProcessState): Referral | undefined {
 /** Whether the client chose to decline further services (and may: autonomy). */
 export function clientDeclinedServices(state: CaseProcessState): boolean {
   return state.conversation.clientChoice === 'decline_services';
+}
+
+/** No referral to make: the client declined, or could not be reached to choose one. */
+export function noReferralWanted(state: CaseProcessState): boolean {
+  return clientDeclinedServices(state) || state.conversation.precludedBy !== null;
+}
+
+/** Safe contact: with a domestic-violence flag or "no contact at home", only channels confirmed safe. */
+export function contactRestricted(facts: CaseFacts): boolean {
+  return facts.riskFlags.includes('domestic_violence') || facts.contact.noContactAtHome;
+}
+
+export function channelAllowed(facts: CaseFacts, channel: ContactChannel): boolean {
+  if (channel === 'in_person' || !contactRestricted(facts)) return true;
+  return facts.contact.channels.some((c) => c.channel === channel && c.safe);
 }
 
 /** A consent that lets this case disclose to this provider today, or the reason there is none. */
@@ -252,7 +271,7 @@ export function consentFor(state: CaseProcessState, providerId: string, today: s
  * With a domestic-violence flag or "no contact at home", only a channel the client confirmed safe.
  */
 export function letterChannel(facts: CaseFacts): ContactChannel | null {
-  const restricted = facts.riskFlags.includes('domestic_violence') || facts.contact.noContactAtHome;
+  const restricted = contactRestricted(facts);
   const usable = facts.contact.channels.filter((c) => c.channel !== 'in_person');
   const chosen = restricted ? usable.find((c) => c.safe) : usable[0];
   return chosen?.channel ?? null;
@@ -326,7 +345,7 @@ export function explain(state: CaseProcessState): { waitingFor: string[]; blocke
       blockers.push({
         rule: RULES.riskFirst,
         detail:
-          state.risk.safetyPlanAt && state.risk.safetyPlanAt >= (state.risk.flaggedAt ?? '')
+          state.risk.planCoversFlags === state.risk.flagCount
             ? 'a clinical director must approve the safety plan'
             : 'a continuity/safety plan must be documented, then approved by a clinical director',
       });

@@ -5,6 +5,7 @@ import { openDatabase } from '../db/database';
 import { migrateToLatest } from '../db/migrate';
 import { createLogger } from '../logger';
 import { startWorker } from '../worker/main';
+import { DEMO_AGENCY, seedDemo } from './seed-demo';
 import { type RunningTemporal, findTemporalTool, startEmbeddedPostgres, startTemporalDevServer } from './dev-services';
 
 /**
@@ -59,9 +60,12 @@ async function main(): Promise<void> {
     }
 
     const migrations = openDatabase(databaseUrl);
+    let tokens: Record<string, string> | undefined;
     try {
       const applied = await migrateToLatest(migrations.db);
       say(`handoff: database schema ${applied.length ? `migrated (${applied.join(', ')})` : 'up to date'}`);
+      // A newcomer can try every route at once: a demo agency and a token per role (embedded mode only).
+      if (!config.DATABASE_URL) tokens = await seedDemo(migrations.db, join(dataDir, 'dev-tokens.json'));
     } finally {
       await migrations.close();
     }
@@ -85,6 +89,10 @@ async function main(): Promise<void> {
     say(
       `  PostgreSQL   ${config.DATABASE_URL ? 'from DATABASE_URL' : `embedded, port ${config.EMBEDDED_POSTGRES_PORT}`}`,
     );
+    if (tokens) {
+      say(`  demo tokens  (agency ${DEMO_AGENCY}; also in ${join(dataDir, 'dev-tokens.json')})`);
+      for (const [role, token] of Object.entries(tokens)) say(`    ${role.padEnd(18)} ${token}`);
+    }
     say('Ctrl-C stops everything.');
   } catch (error) {
     process.stderr.write(`handoff: could not start: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { listCaseAuditEvents } from '../db/audit';
 import { COUNSELOR, CaseDriver, DIRECTOR, STAFF, caseBody, saveHistory, today } from './support/cases';
-import { type TestStack, startStack } from './support/stack';
+import { type TestStack, startStack, tokenFor } from './support/stack';
 
 /** Every path of the case process through the API, on the real Temporal dev server and PostgreSQL. */
 
@@ -68,7 +68,7 @@ describe('the process end to end', () => {
     expect(letter.body).toContain('988');
     expect(letter.body).toContain('relocating');
     const pdf = await fetch(`${stack.url}/v1/cases/${c.caseId}/letter.pdf`, {
-      headers: { 'x-actor-id': DIRECTOR.id, 'x-actor-role': DIRECTOR.role },
+      headers: { authorization: `Bearer ${await tokenFor(stack.db, DIRECTOR)}` },
     });
     const bytes = Buffer.from(await pdf.arrayBuffer());
     expect(bytes.subarray(0, 5).toString()).toBe('%PDF-');
@@ -145,8 +145,9 @@ describe('the process end to end', () => {
     await c.act('outreach-attempts', { attemptedOn: today(-3), channel: 'portal' }, COUNSELOR);
     let view = await c.act('outreach-attempts', { attemptedOn: today(), channel: 'phone' }, COUNSELOR);
     expect(view.process.conversation.precludedBy).toBe('outreach_exhausted');
-    view = await c.until((v) => v.step === 'referral_handoff');
-    expect(view.waitingFor[0]).toMatch(/propose a receiving clinician/);
+    // An unreachable client cannot choose a referral: the letter (with other resources) goes by a safe channel.
+    view = await c.until((v) => v.step === 'follow_up');
+    expect(view.process.letter).toMatchObject({ delivery: 'sent', channel: 'portal' });
     const events = await listCaseAuditEvents(stack.db, c.caseId);
     expect(events.find((e) => e.action === 'conversation.precluded')?.outcome_reason).toMatch(
       /3 documented outreach attempts/,
@@ -178,8 +179,8 @@ describe('the process end to end', () => {
     const early = await c.act('safety-plan/approval', {}, DIRECTOR, 422);
     expect(early.rule).toBe('risk_first');
     await c.act('safety-plan', { documentRef: 'EHR safety plan 2026-11-22' }, COUNSELOR);
-    const byCounselor = await c.act('safety-plan/approval', {}, COUNSELOR, 422);
-    expect(byCounselor.rule).toBe('role');
+    const byCounselor = await c.act('safety-plan/approval', {}, COUNSELOR, 403);
+    expect(byCounselor.detail).toMatch(/for clinical_director/);
     await c.act('safety-plan/approval', {}, DIRECTOR);
     view = await c.until((v) => v.step === 'follow_up');
     expect(view.process.letter.delivery).toBe('sent');
@@ -260,14 +261,11 @@ describe('rules refused with a clear error', () => {
     );
     expect(own).toMatchObject({ rule: 'separation_of_duties', status: 422 });
     expect(own.detail).toMatch(/cannot review its decision/);
-    const staff = await c.act('review', { decision: 'approve', rationale: 'ok' }, STAFF, 422);
-    expect(staff.rule).toBe('role');
+    const staff = await c.act('review', { decision: 'approve', rationale: 'ok' }, STAFF, 403);
+    expect(staff.detail).toMatch(/for clinical_director/);
     expect((await c.view()).step).toBe('decision_review');
     const refusals = (await listCaseAuditEvents(stack.db, c.caseId)).filter((e) => e.outcome === 'refused');
-    expect(refusals.map((e) => e.outcome_reason)).toEqual([
-      expect.stringMatching(/^separation_of_duties/),
-      expect.stringMatching(/^role/),
-    ]);
+    expect(refusals.map((e) => e.outcome_reason)).toEqual([expect.stringMatching(/^separation_of_duties/)]);
   });
 
   test('when a decision is sent back, then the counselor revises it and it is reviewed again', async () => {
@@ -285,6 +283,55 @@ describe('rules refused with a clear error', () => {
     const view = await c.until((v) => v.status === 'rejected');
     expect(view.process.review.lastRationale).toMatch(/mid-crisis/);
     expect(await c.handle().result()).toMatchObject({ status: 'rejected' });
+  });
+
+  test('when a client with a no-contact-at-home preference is reached by an unconfirmed channel, then the attempt is refused (safe contact)', async () => {
+    const c = await CaseDriver.open(stack, {
+      kind: 'termination',
+      reason: 'client_stopped_attending',
+      lastDay: undefined,
+      contact: {
+        channels: [
+          { channel: 'mail', safe: false },
+          { channel: 'phone', safe: true },
+        ],
+        noContactAtHome: true,
+      },
+    });
+    await c.approve();
+    const refused = await c.act('outreach-attempts', { attemptedOn: today(), channel: 'mail' }, COUNSELOR, 422);
+    expect(refused.rule).toBe('safe_contact');
+    const view = await c.act('outreach-attempts', { attemptedOn: today(), channel: 'phone' }, COUNSELOR);
+    expect(view.process.conversation.outreach).toEqual([{ attemptedOn: today(), channel: 'phone' }]);
+  });
+
+  test('when a client who stopped coming is to be closed without outreach, then the waiver is refused: outreach first', async () => {
+    const c = await CaseDriver.open(stack, {
+      kind: 'termination',
+      reason: 'client_stopped_attending',
+      lastDay: undefined,
+    });
+    await c.approve();
+    const refused = await c.act(
+      'conversation/waiver',
+      { basis: 'client_initiated', rationale: 'gone quiet' },
+      DIRECTOR,
+      422,
+    );
+    expect(refused.rule).toBe('no_abandonment');
+  });
+
+  test('when a client at suicide risk would be ended for non-payment, then approval is refused (NASW 1.17(c))', async () => {
+    const c = await CaseDriver.open(stack, {
+      kind: 'termination',
+      reason: 'financial',
+      lastDay: undefined,
+      riskFlags: ['suicide_risk'],
+    });
+    await c.act('safety-plan', { documentRef: 'EHR safety plan' }, COUNSELOR);
+    const refused = await c.act('review', { decision: 'approve', rationale: 'unpaid balance' }, DIRECTOR, 422);
+    expect(refused.rule).toBe('no_abandonment');
+    expect(refused.detail).toMatch(/NASW 1\.17\(c\)/);
   });
 
   test('when the ending is not client-initiated, then going on without the conversation is refused (no abandonment)', async () => {
@@ -344,6 +391,8 @@ describe('rules refused with a clear error', () => {
       );
     })();
     expect(future.detail).toMatch(/future date/);
+    const nul = await c.act('revision', { rationale: 'a\u0000b' }, COUNSELOR, 400);
+    expect(nul.errors[0]).toMatchObject({ field: 'body.rationale', message: 'control characters are not allowed' });
     const missing = await stack.request('POST', `/v1/cases/${randomUUID()}/review`, {
       body: { decision: 'approve', rationale: 'x' },
       actor: DIRECTOR,
@@ -366,9 +415,10 @@ describe('rules refused with a clear error', () => {
 
 test('when an agency sets its policy, then new cases copy it at start and running cases keep theirs', async () => {
   const agencyId = `agency-${randomUUID().slice(0, 6)}`;
+  const admin = { id: `admin-${agencyId}`, role: 'admin' as const, agencyId };
   const refused = await stack.request('PUT', `/v1/agencies/${agencyId}/policy`, {
     body: { agencyName: 'Northside', agencyPhone: '555-0100', policy: { outreachAttempts: 2 } },
-    actor: STAFF,
+    actor: { ...STAFF, agencyId },
   });
   expect(refused.status).toBe(403);
   const before = await CaseDriver.open(stack, { agencyId });
@@ -378,7 +428,7 @@ test('when an agency sets its policy, then new cases copy it at start and runnin
       agencyPhone: '555-0100',
       policy: { outreachAttempts: 2, followUpOffsetsDays: [7, 30, 90] },
     },
-    actor: { id: 'admin-1', role: 'admin' },
+    actor: admin,
   });
   expect(set.status).toBe(200);
   const after = await CaseDriver.open(stack, { agencyId });

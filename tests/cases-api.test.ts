@@ -5,7 +5,7 @@ import { listCaseAuditEvents } from '../db/audit';
 import { openTemporalClient } from '../temporal';
 import { testContext } from './support/context';
 import { today } from './support/cases';
-import { type TestStack, eventually, listen, send, startStack } from './support/stack';
+import { type TestStack, eventually, listen, send, startStack, tokenFor } from './support/stack';
 
 let stack: TestStack;
 beforeAll(async () => {
@@ -58,7 +58,8 @@ describe('health', () => {
       const health = await send<any>(api.url, 'GET', '/health');
       expect(health.status).toBe(503);
       expect(health.body).toEqual({ status: 'unavailable', postgres: 'unavailable', temporal: 'ok' });
-      const read = await send<any>(api.url, 'GET', `/v1/cases/${randomUUID()}`);
+      const token = await tokenFor(stack.db, { id: 'staff-1', role: 'staff' });
+      const read = await send<any>(api.url, 'GET', `/v1/cases/${randomUUID()}`, { token });
       expect(read.status).toBe(503);
       expect(read.headers.get('content-type')).toMatch(/application\/problem\+json/);
       expect(read.body.dependency).toBe('postgres');
@@ -85,7 +86,8 @@ describe('health', () => {
       expect(health.status).toBe(503);
       expect(health.body).toEqual({ status: 'unavailable', postgres: 'ok', temporal: 'unavailable' });
       const body = newCase();
-      const start = await send<any>(api.url, 'POST', '/v1/cases', { body });
+      const token = await tokenFor(stack.db, { id: 'staff-1', role: 'staff' });
+      const start = await send<any>(api.url, 'POST', '/v1/cases', { body, token });
       expect(start.status).toBe(503);
       expect(start.body.dependency).toBe('temporal');
       expect(
@@ -176,10 +178,10 @@ describe('POST /v1/cases', () => {
     expect(res.body.detail).toMatch(/not valid JSON/);
   });
 
-  test('when the actor is missing, then 401 and nothing is started', async () => {
+  test('when no token is sent, then 401 and nothing is started', async () => {
     const res = await stack.request('POST', '/v1/cases', { body: newCase(), actor: null });
     expect(res.status).toBe(401);
-    expect(res.body.detail).toMatch(/X-Actor-Id/);
+    expect(res.body.detail).toMatch(/Authorization: Bearer/);
   });
 });
 

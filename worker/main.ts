@@ -7,6 +7,7 @@ import { createActivities } from '../activities';
 import { type Config, loadConfig, requireConnections } from '../config';
 import { openDatabase } from '../db/database';
 import { createLogger } from '../logger';
+import { openTemporalClient } from '../temporal';
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 
 export interface RunningWorker {
@@ -75,15 +76,18 @@ export async function startWorker(
   });
   const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, logger);
   await ensureSearchAttributes(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, logger);
+  // The transfer activities start and cancel case workflows through this client.
+  const temporal = openTemporalClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
   const worker = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     workflowsPath: require.resolve('../workflows'),
-    activities: createActivities({ db: database.db }),
+    activities: createActivities({ db: database.db, temporal: temporal.client, taskQueue: config.TEMPORAL_TASK_QUEUE }),
   });
   const done = worker.run().finally(async () => {
     await connection.close();
+    await temporal.close();
     await database.close();
   });
   return {

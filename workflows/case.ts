@@ -39,6 +39,9 @@ import {
   explain,
   hasActiveRisk,
   noticeDueDate,
+  noReferralWanted,
+  channelAllowed,
+  letterChannel,
   requireCounselorOrDirector,
   requireOpen,
   requireRole,
@@ -67,6 +70,8 @@ export interface CaseInput extends Omit<CaseFacts, 'riskFlags' | 'contact' | 'ha
   hasSubstanceUseRecords?: boolean;
   /** How the closing letter addresses the client; kept in PostgreSQL, not used by the workflow. */
   clientName?: string;
+  /** Receivers proposed when the case starts (a caseload transfer proposes one per client). */
+  proposedCandidates?: Candidate[];
   transferId?: string | null;
   openedBy: Actor;
   requestId: string | null;
@@ -116,9 +121,10 @@ export const waiveConversationUpdate = defineUpdate<
   CaseSnapshot,
   [Action<{ basis: 'client_initiated' | 'clinician_safety'; rationale: string }>]
 >('waiveConversation');
-export const proposeReferralUpdate = defineUpdate<CaseSnapshot, [Action<{ candidates: Candidate[] }>]>(
-  'proposeReferral',
-);
+export const proposeReferralUpdate = defineUpdate<
+  CaseSnapshot,
+  [Action<{ candidates: Candidate[]; replace?: boolean }>]
+>('proposeReferral');
 export const recordReferralResponseUpdate = defineUpdate<
   CaseSnapshot,
   [
@@ -170,7 +176,13 @@ function guard(check: () => void): void {
   } catch (error) {
     if (error instanceof RuleRefusal) {
       const type =
-        error.rule === RULES.step ? 'Conflict' : error.rule === 'invalid_input' ? 'InvalidInput' : 'RuleViolation';
+        error.rule === RULES.step
+          ? 'Conflict'
+          : error.rule === 'invalid_input'
+            ? 'InvalidInput'
+            : error.rule === 'not_found'
+              ? 'NotFound'
+              : 'RuleViolation';
       throw ApplicationFailure.create({
         type,
         message: error.message,
@@ -184,6 +196,10 @@ function guard(check: () => void): void {
 
 function invalid(message: string): never {
   throw new RuleRefusal('invalid_input', message);
+}
+
+function notFound(message: string): never {
+  throw new RuleRefusal('not_found', message);
 }
 
 /** One client's termination or transfer, from decision review to follow-up. */
@@ -215,10 +231,11 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     step: 'opening',
     review: { state: 'awaiting_review', rounds: 0, lastRationale: null, approvedBy: null },
     risk: {
-      flaggedAt: (input.riskFlags ?? []).length ? nowIso() : null,
+      flagCount: (input.riskFlags ?? []).length,
       safetyPlanAt: null,
       safetyPlanRef: null,
-      approvedAt: null,
+      planCoversFlags: 0,
+      approvalCoversFlags: 0,
       approvedBy: null,
     },
     conversation: {
@@ -283,7 +300,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     const escalation = { kind, at: nowIso(), level };
     state.escalations.push(escalation);
     await createTask({
-      taskKey: `${caseId}:escalation:${kind}:${level}`,
+      taskKey: `${caseId}:escalation:${state.escalations.length}:${kind}`,
       caseId,
       kind: `escalation.${kind}`,
       assigneeRole: 'clinical_director',
@@ -327,10 +344,21 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
       if (state.review.state !== 'awaiting_review')
         throw new RuleRefusal(RULES.step, "the decision was sent back and awaits the counselor's revision");
       if (!r.rationale.trim()) invalid('a review needs a rationale');
-      if (r.decision === 'approve' && hasActiveRisk(state) && !state.risk.safetyPlanAt) {
+      if (r.decision === 'approve' && hasActiveRisk(state) && state.risk.planCoversFlags !== state.risk.flagCount) {
         throw new RuleRefusal(
           RULES.riskFirst,
           'this client carries an active risk flag: document a continuity/safety plan before approving',
+        );
+      }
+      // NASW 1.17(c): no ending for non-payment while the client may be in danger.
+      if (
+        r.decision === 'approve' &&
+        state.facts.reason === 'financial' &&
+        state.facts.riskFlags.includes('suicide_risk')
+      ) {
+        throw new RuleRefusal(
+          RULES.noAbandonment,
+          'a client at suicide risk is not terminated for non-payment (NASW 1.17(c)); continue care or transfer for another reason',
         );
       }
     },
@@ -342,7 +370,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
         state.review.approvedBy = r.actor.id;
         if (hasActiveRisk(state)) {
           // Approving a risk-flagged decision is the director's explicit approval of its safety plan.
-          state.risk.approvedAt = nowIso();
+          state.risk.approvalCoversFlags = state.risk.planCoversFlags;
           state.risk.approvedBy = r.actor.id;
         }
       } else if (r.decision === 'reject') {
@@ -384,6 +412,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     async (r) => {
       state.risk.safetyPlanAt = nowIso();
       state.risk.safetyPlanRef = r.documentRef;
+      state.risk.planCoversFlags = state.risk.flagCount;
       await record('risk.safety_plan_documented', r.actor, r.requestId, { after: { documentRef: r.documentRef } });
     },
   );
@@ -396,12 +425,12 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
       if (r.actor.id === state.facts.counselorId)
         throw new RuleRefusal(RULES.separationOfDuties, "the case's counselor cannot approve its safety plan");
       if (!hasActiveRisk(state)) throw new RuleRefusal(RULES.step, 'the case carries no risk flag');
-      if (!state.risk.safetyPlanAt || (state.risk.flaggedAt && state.risk.safetyPlanAt < state.risk.flaggedAt)) {
+      if (state.risk.planCoversFlags !== state.risk.flagCount) {
         throw new RuleRefusal(RULES.riskFirst, 'no safety plan has been documented since the latest risk flag');
       }
     },
     async (r) => {
-      state.risk.approvedAt = nowIso();
+      state.risk.approvalCoversFlags = state.risk.planCoversFlags;
       state.risk.approvedBy = r.actor.id;
       await record('risk.safety_plan_approved', r.actor, r.requestId);
     },
@@ -417,7 +446,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     async (r) => {
       if (!state.facts.riskFlags.includes(r.flag)) state.facts.riskFlags.push(r.flag);
       // A new flag needs a new plan and a new approval before the case may close.
-      state.risk.flaggedAt = nowIso();
+      state.risk.flagCount++;
       await record('risk.flag_raised', r.actor, r.requestId, { after: { flag: r.flag } });
     },
   );
@@ -448,6 +477,12 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
       requireStep(state, ['client_conversation'], 'recording an outreach attempt');
       requireCounselorOrDirector(state, r.actor, 'recording an outreach attempt');
       if (r.attemptedOn > today()) invalid('an outreach attempt cannot be in the future');
+      if (!channelAllowed(state.facts, r.channel)) {
+        throw new RuleRefusal(
+          RULES.safeContact,
+          `${r.channel} is not a channel this client confirmed safe; reach them only by a confirmed safe channel or in person`,
+        );
+      }
       const last = state.conversation.outreach.at(-1);
       if (last && daysBetween(last.attemptedOn, r.attemptedOn) < state.policy.outreachSpacingDays) {
         throw new RuleRefusal(
@@ -475,9 +510,11 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     (r) => {
       requireStep(state, ['client_conversation'], 'going on without the conversation');
       requireRole(r.actor, ['clinical_director'], 'going on without the ending conversation');
-      const clientInitiated =
-        state.facts.reason === 'client_request' || state.facts.reason === 'client_stopped_attending';
-      if (r.basis === 'client_initiated' && !clientInitiated) {
+      if (r.actor.id === state.facts.counselorId) {
+        throw new RuleRefusal(RULES.separationOfDuties, "the case's counselor cannot waive its ending conversation");
+      }
+      // A client who stopped coming gets documented outreach attempts, not a waiver.
+      if (r.basis === 'client_initiated' && state.facts.reason !== 'client_request') {
         throw new RuleRefusal(
           RULES.noAbandonment,
           'the ending was not initiated by the client: hold the conversation or document outreach attempts',
@@ -508,8 +545,25 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
       if (r.candidates.length === 0) invalid('propose at least one candidate');
       if (state.step === 'follow_up' || state.step === 'done')
         throw new RuleRefusal(RULES.step, 'the handoff is complete');
+      if (r.replace && r.actor.role !== 'clinical_director')
+        throw new RuleRefusal(RULES.role, 'overriding a proposal is for a clinical director');
     },
     async (r) => {
+      if (r.replace) {
+        // A director's override: earlier proposals go, and an unanswered referral is withdrawn.
+        candidateQueue.length = 0;
+        for (const referral of state.referrals) {
+          if (referral.state === 'proposed' || referral.state === 'sent') {
+            await moveReferral(
+              referral,
+              'withdrawn',
+              r.actor,
+              r.requestId,
+              'proposal overridden by a clinical director',
+            );
+          }
+        }
+      }
       candidateQueue.push(...r.candidates);
       await record('referral.candidates_proposed', r.actor, r.requestId, {
         after: { providers: r.candidates.map((c) => c.providerId) },
@@ -519,7 +573,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
 
   const findReferral = (referralId: string, states: ReferralState[], what: string): Referral => {
     const referral = state.referrals.find((x) => x.referralId === referralId);
-    if (!referral) invalid(`no referral ${referralId} on this case`);
+    if (!referral) notFound(`no referral ${referralId} on this case`);
     if (!states.includes(referral.state))
       throw new RuleRefusal(RULES.step, `${what} is not possible: the referral is ${referral.state}`);
     return referral;
@@ -633,16 +687,18 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     (r) => {
       requireOpen(state);
       const consent = state.consents.find((c) => c.consentId === r.consentId);
-      if (!consent) invalid(`no consent ${r.consentId} on this case`);
+      if (!consent) notFound(`no consent ${r.consentId} on this case`);
       if (consent.revokedAt) throw new RuleRefusal(RULES.step, 'the consent is already revoked');
     },
     async (r) => {
       const consent = state.consents.find((c) => c.consentId === r.consentId)!;
       consent.revokedAt = nowIso();
       await record('consent.revoked', r.actor, r.requestId, { consent });
-      // A revocation stops every send that has not been accepted under this consent.
+      // A revocation stops the handoff to that provider, wherever it stands.
       for (const referral of state.referrals) {
-        const pending = referral.state === 'proposed' || referral.state === 'sent';
+        const pending = ['proposed', 'sent', 'accepted', 'first_appointment_scheduled', 'no_show'].includes(
+          referral.state,
+        );
         if (pending && referral.candidate.providerId === consent.recipientProviderId && referral.candidate.external) {
           await moveReferral(referral, 'withdrawn', r.actor, r.requestId, 'consent revoked');
         }
@@ -693,6 +749,12 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     noticeDue: noticeDueDate(state.facts, state.policy),
     state,
   });
+  if (input.proposedCandidates?.length) {
+    candidateQueue.push(...input.proposedCandidates);
+    await record('referral.candidates_proposed', null, null, {
+      after: { providers: input.proposedCandidates.map((c) => c.providerId) },
+    });
+  }
   upsertSearchAttributes([
     { key: CaseStatusKey, value: 'open' },
     { key: CaseStepKey, value: state.step },
@@ -705,7 +767,9 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     // The deadline watcher ends by itself once the client is told or the case ends.
     await main.run(() => Promise.all([watchNoticeDeadline(), runSteps()]));
   } catch (error) {
-    if (!(isCancellation(error) && state.cancellation)) throw error;
+    if (!isCancellation(error)) throw error;
+    // Cancelled from Temporal itself (CLI, UI): recorded as the system's act, so the read model ends too.
+    state.cancellation ??= { actor: null, reason: 'the workflow was cancelled from Temporal', requestId: null };
     await CancellationScope.nonCancellable(async () => {
       state.status = 'cancelled';
       state.step = 'done';
@@ -790,17 +854,21 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
   }
 
   async function referralHandoff(): Promise<void> {
-    if (clientDeclinedServices(state) && !hasActiveRisk(state)) {
-      // Client autonomy: the choice is recorded and the process goes on without a referral.
-      await record('referral.skipped', null, null, { reason: 'the client declined further services' });
+    if (noReferralWanted(state) && !hasActiveRisk(state)) {
+      // Client autonomy (or a client who could not be reached): recorded, and the process goes on.
+      await record('referral.skipped', null, null, {
+        reason: clientDeclinedServices(state)
+          ? 'the client declined further services'
+          : 'the client could not be reached to choose a referral; the letter lists other resources',
+      });
       return;
     }
     await setStep('referral_handoff');
-    if (clientDeclinedServices(state)) {
+    if (noReferralWanted(state)) {
       await escalate(
         'risk_client_declined',
         1,
-        'a client at risk declined further services: a receiving provider must accept before the case may close',
+        'a client at risk declined or could not be reached: a receiving provider must accept before the case may close',
       );
     }
     let limitEscalations = 0;
@@ -858,15 +926,18 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
         }
         const seen = version;
         try {
-          await sendReferral({
-            caseId,
-            clientId,
-            referralId: referral.referralId,
-            providerId: referral.candidate.providerId,
-            external: referral.candidate.external,
-            consentId,
-            substanceUseRecords: state.facts.hasSubstanceUseRecords,
-          });
+          // Once a disclosure starts it finishes and is recorded, even if the case is cancelled meanwhile.
+          await CancellationScope.nonCancellable(() =>
+            sendReferral({
+              caseId,
+              clientId,
+              referralId: referral.referralId,
+              providerId: referral.candidate.providerId,
+              external: referral.candidate.external,
+              consentId,
+              substanceUseRecords: state.facts.hasSubstanceUseRecords,
+            }),
+          );
         } catch (error) {
           // The activity re-checks consent at the moment of disclosure; a refusal there waits for a change.
           if (!(
@@ -879,6 +950,8 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
           await condition(() => version !== seen + 1);
           continue;
         }
+        // Withdrawn while it was being sent (a revocation, an override): it stays withdrawn.
+        if (referral.state !== 'proposed') continue;
         // The SLA runs on the workflow's clock, not the activity's.
         referral.sentAt = nowIso();
         referral.consentId = consentId;
@@ -901,7 +974,9 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     await setStep('closure_letter');
     // Risk first: closing waits for a documented plan, a director's approval and an accepting provider.
     await condition(() => riskGateOpen(state) && (!hasActiveRisk(state) || acceptedReferral(state) !== undefined));
-    const letter = await issueClosureLetter({ caseId });
+    const letter = await CancellationScope.nonCancellable(() =>
+      issueClosureLetter({ caseId, channel: letterChannel(state.facts), riskFlags: state.facts.riskFlags }),
+    );
     state.letter = letter;
     await record(letter.delivery === 'sent' ? 'letter.sent' : 'letter.held_for_in_person', null, null, {
       after: letter,

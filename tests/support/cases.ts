@@ -36,13 +36,15 @@ export class CaseDriver {
   constructor(
     readonly stack: TestStack,
     readonly caseId: string,
+    readonly agencyId = 'agency-1',
   ) {}
 
   static async open(stack: TestStack, overrides: Record<string, unknown> = {}): Promise<CaseDriver> {
     const body = caseBody(overrides);
-    const res = await stack.request('POST', '/v1/cases', { body, actor: STAFF });
+    const agencyId = body.agencyId;
+    const res = await stack.request('POST', '/v1/cases', { body, actor: { ...STAFF, agencyId } });
     if (res.status !== 202) throw new Error(`open: ${res.status} ${JSON.stringify(res.body)}`);
-    const driver = new CaseDriver(stack, body.caseId);
+    const driver = new CaseDriver(stack, body.caseId, agencyId);
     await driver.until((c) => c.status === 'open');
     return driver;
   }
@@ -55,7 +57,9 @@ export class CaseDriver {
   }
 
   async view(): Promise<any> {
-    return (await this.stack.request('GET', `/v1/cases/${this.caseId}`, { actor: DIRECTOR })).body;
+    return (
+      await this.stack.request('GET', `/v1/cases/${this.caseId}`, { actor: { ...DIRECTOR, agencyId: this.agencyId } })
+    ).body;
   }
 
   async until(predicate: (view: any) => boolean, timeoutMs = 20_000): Promise<any> {

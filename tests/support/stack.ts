@@ -7,6 +7,7 @@ import pino from 'pino';
 import { createActivities } from '../../activities';
 import { type AppDeps, createApp } from '../../api/app';
 import { type Db, openDatabase } from '../../db/database';
+import { createToken, upsertUser } from '../../db/users';
 import type { Actor } from '../../domain/case';
 import { openTemporalClient } from '../../temporal';
 import { testContext } from './context';
@@ -32,24 +33,44 @@ export interface TestStack {
   client: Client;
   taskQueue: string;
   url: string;
+  /** As `actor` (staff-1 of agency-1 unless given); `actor: null` sends no token. */
   request<T = any>(
     method: string,
     path: string,
-    options?: { body?: unknown; actor?: Actor | null; headers?: Record<string, string> },
+    options?: { body?: unknown; actor?: TestActor | null; headers?: Record<string, string> },
   ): Promise<ApiResponse<T>>;
+  restartWorker: () => Promise<void>;
   close: () => Promise<void>;
 }
 
-/** Sends a request to a listening app, as the given actor. */
+/** A test user: an actor, in an agency (agency-1 unless said otherwise). */
+export type TestActor = Actor & { agencyId?: string };
+
+const tokens = new Map<string, string>();
+
+/** A bearer token for the actor, creating the user and the token the first time. */
+export async function tokenFor(db: Db, actor: TestActor): Promise<string> {
+  const agencyId = actor.agencyId ?? 'agency-1';
+  const key = `${actor.id}|${actor.role}|${agencyId}`;
+  const known = tokens.get(key);
+  if (known) return known;
+  // Test files share one database: a user of another agency gets its own id, so no file re-homes another's user.
+  const userId = agencyId === 'agency-1' ? actor.id : `${actor.id}.${agencyId}`;
+  await upsertUser(db, { id: userId, role: actor.role, agencyId, name: actor.id });
+  const { token } = await createToken(db, userId, { label: 'test' });
+  tokens.set(key, token);
+  return token;
+}
+
+/** Sends a request to a listening app, with the given bearer token (or none). */
 export async function send<T>(
   url: string,
   method: string,
   path: string,
-  options: { body?: unknown; actor?: Actor | null; headers?: Record<string, string> } = {},
+  options: { body?: unknown; token?: string | null; headers?: Record<string, string> } = {},
 ): Promise<ApiResponse<T>> {
-  const actor = options.actor === undefined ? { id: 'staff-1', role: 'staff' } : options.actor;
   const headers: Record<string, string> = { ...(options.headers ?? {}) };
-  if (actor) Object.assign(headers, { 'x-actor-id': actor.id, 'x-actor-role': actor.role });
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
   if (options.body !== undefined) headers['content-type'] ??= 'application/json';
   const response = await fetch(`${url}${path}`, {
     method,
@@ -93,13 +114,15 @@ export async function startStack(): Promise<TestStack> {
   const database = openDatabase(context.databaseUrl);
   const temporal = openTemporalClient(context.temporalAddress, 'default');
   const nativeConnection = await NativeConnection.connect({ address: context.temporalAddress });
-  const worker = await Worker.create({
-    connection: nativeConnection,
-    taskQueue,
-    workflowBundle: { codePath: context.workflowBundlePath },
-    activities: createActivities({ db: database.db }),
-  });
-  const running = worker.run();
+  const createWorker = () =>
+    Worker.create({
+      connection: nativeConnection,
+      taskQueue,
+      workflowBundle: { codePath: context.workflowBundlePath },
+      activities: createActivities({ db: database.db, temporal: temporal.client, taskQueue }),
+    });
+  let worker = await createWorker();
+  let running = worker.run();
   const api = await listen({
     db: database.db,
     temporal: temporal.client,
@@ -112,7 +135,18 @@ export async function startStack(): Promise<TestStack> {
     client: temporal.client,
     taskQueue,
     url: api.url,
-    request: (method, path, options) => send(api.url, method, path, options),
+    request: async (method, path, options = {}) => {
+      const actor = options.actor === undefined ? { id: 'staff-1', role: 'staff' as const } : options.actor;
+      const token = actor ? await tokenFor(database.db, actor) : null;
+      return send(api.url, method, path, { body: options.body, headers: options.headers, token });
+    },
+    async restartWorker() {
+      // As a crash or deploy would: the worker goes away mid-work and a new one picks up.
+      worker.shutdown();
+      await running;
+      worker = await createWorker();
+      running = worker.run();
+    },
     async close() {
       await api.close();
       worker.shutdown();

@@ -1,0 +1,319 @@
+import { createHash } from 'node:crypto';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { type Kysely, sql } from 'kysely';
+import { appendAuditEvent } from '../db/audit';
+import type { Database, TransferStatus } from '../db/schema';
+import { type Actor, caseWorkflowId } from '../domain/case';
+import type { Candidate, RiskFlag } from '../domain/process';
+import type { CaseInput } from '../workflows/case';
+
+export interface TransferActivityDeps {
+  db: Kysely<Database>;
+  /** Starts and signals case workflows; absent where a worker runs only case activities. */
+  temporal?: Client;
+  taskQueue: string;
+  /** How many case workflows one activity starts at once. */
+  startConcurrency?: number;
+}
+
+export interface TransferPageInput {
+  transferId: string;
+  afterClientId: string | null;
+  pageSize: number;
+}
+
+export interface TransferPageResult {
+  nextClientId: string | null;
+  started: number;
+  alreadyStarted: number;
+  /** Cases of the whole transfer started so far. */
+  openedTotal: number;
+}
+
+/** The case id of one client in one transfer: the same every time, so a retried start is a no-op. */
+export function transferCaseId(transferId: string, clientId: string): string {
+  const hash = createHash('sha1').update(`handoff:transfer:${transferId}:${clientId}`).digest();
+  hash[6] = (hash[6]! & 0x0f) | 0x50;
+  hash[8] = (hash[8]! & 0x3f) | 0x80;
+  const hex = hash.subarray(0, 16).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** Specialties a receiver needs for a client: the client's needs, and one per risk flag. */
+export function requiredSpecialties(needs: string[], riskFlags: RiskFlag[]): string[] {
+  return [...new Set([...needs, ...riskFlags])];
+}
+
+export interface ReceiverLoad {
+  clinicianId: string;
+  capacity: number;
+  load: number;
+  specialties: string[];
+}
+
+/**
+ * The receiver for one client: among clinicians with room and every required specialty, the one
+ * with the most room left relative to capacity (ties by id), so a caseload spreads fairly.
+ */
+export function chooseReceiver(receivers: ReceiverLoad[], required: string[]): ReceiverLoad | undefined {
+  let best: ReceiverLoad | undefined;
+  let bestRoom = -1;
+  for (const r of receivers) {
+    if (r.load >= r.capacity) continue;
+    if (!required.every((s) => r.specialties.includes(s))) continue;
+    const room = (r.capacity - r.load) / r.capacity;
+    if (room > bestRoom || (room === bestRoom && best && r.clinicianId < best.clinicianId)) {
+      best = r;
+      bestRoom = room;
+    }
+  }
+  return best;
+}
+
+async function inBatches<T>(items: T[], size: number, run: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(size, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await run(item);
+    }
+  });
+  await Promise.all(lanes);
+}
+
+function requireTemporal(temporal: Client | undefined): Client {
+  if (!temporal)
+    throw ApplicationFailure.nonRetryable('this worker has no Temporal client for transfers', 'InvalidInput');
+  return temporal;
+}
+
+export function createTransferActivities({ db, temporal, taskQueue, startConcurrency = 16 }: TransferActivityDeps) {
+  return {
+    /**
+     * Opens the cases of one page of the caseload: proposes a receiver for each client (under a per-agency
+     * lock, so concurrent transfers never overbook a clinician), then starts each case workflow, at most
+     * `startConcurrency` at once. Idempotent: case ids derive from transfer and client.
+     */
+    async openTransferPage(input: TransferPageInput): Promise<TransferPageResult> {
+      const client = requireTemporal(temporal);
+      const transfer = await db
+        .selectFrom('transfers')
+        .selectAll()
+        .where('transfer_id', '=', input.transferId)
+        .executeTakeFirst();
+      if (!transfer) throw ApplicationFailure.nonRetryable(`no transfer ${input.transferId}`, 'NotFound');
+
+      let query = db
+        .selectFrom('clients')
+        .selectAll()
+        .where('counselor_id', '=', transfer.counselor_id)
+        .where('active', '=', true)
+        .orderBy('client_id')
+        .limit(input.pageSize);
+      if (input.afterClientId) query = query.where('client_id', '>', input.afterClientId);
+      if (transfer.client_ids) query = query.where('client_id', 'in', transfer.client_ids);
+      const clients = await query.execute();
+      if (clients.length === 0)
+        return { nextClientId: null, started: 0, alreadyStarted: 0, openedTotal: transfer.opened };
+
+      const proposals = await db.transaction().execute(async (trx) => {
+        await sql`select pg_advisory_xact_lock(hashtext(${`proposals:${transfer.agency_id}`}))`.execute(trx);
+        const caseIds = clients.map((c) => transferCaseId(transfer.transfer_id, c.client_id));
+        const existing = await trx
+          .selectFrom('proposals')
+          .select(['case_id', 'clinician_id'])
+          .where('case_id', 'in', caseIds)
+          .execute();
+        const known = new Map(existing.map((p) => [p.case_id, p.clinician_id]));
+        const receivers = await trx
+          .selectFrom('clinicians as c')
+          .select(['c.clinician_id', 'c.capacity', 'c.specialties'])
+          .select((eb) => [
+            eb
+              .selectFrom('clients as cl')
+              .select((e) => e.fn.countAll<string>().as('n'))
+              .whereRef('cl.counselor_id', '=', 'c.clinician_id')
+              .where('cl.active', '=', true)
+              .as('caseload'),
+            eb
+              .selectFrom('proposals as p')
+              .innerJoin('transfers as t', 't.transfer_id', 'p.transfer_id')
+              .select((e) => e.fn.countAll<string>().as('n'))
+              .whereRef('p.clinician_id', '=', 'c.clinician_id')
+              .where('t.status', 'in', ['opening', 'open'])
+              .as('proposed'),
+          ])
+          .where('c.agency_id', '=', transfer.agency_id)
+          .where('c.active', '=', true)
+          .where('c.clinician_id', '!=', transfer.counselor_id)
+          .execute();
+        const loads: ReceiverLoad[] = receivers.map((r) => ({
+          clinicianId: r.clinician_id,
+          capacity: r.capacity,
+          load: Number(r.caseload ?? 0) + Number(r.proposed ?? 0),
+          specialties: r.specialties,
+        }));
+        const chosen = new Map<string, string | null>();
+        const fresh: { case_id: string; transfer_id: string; client_id: string; clinician_id: string | null }[] = [];
+        for (const c of clients) {
+          const caseId = transferCaseId(transfer.transfer_id, c.client_id);
+          if (known.has(caseId)) {
+            chosen.set(caseId, known.get(caseId) ?? null);
+            continue;
+          }
+          const receiver = chooseReceiver(loads, requiredSpecialties(c.needs, c.risk_flags));
+          if (receiver) receiver.load++;
+          chosen.set(caseId, receiver?.clinicianId ?? null);
+          fresh.push({
+            case_id: caseId,
+            transfer_id: transfer.transfer_id,
+            client_id: c.client_id,
+            clinician_id: receiver?.clinicianId ?? null,
+          });
+        }
+        if (fresh.length > 0) await trx.insertInto('proposals').values(fresh).execute();
+        return chosen;
+      });
+
+      const clinicianIds = [...new Set([...proposals.values()].filter((v): v is string => !!v))];
+      const clinicians = clinicianIds.length
+        ? await db
+            .selectFrom('clinicians')
+            .select(['clinician_id', 'name', 'contact'])
+            .where('clinician_id', 'in', clinicianIds)
+            .execute()
+        : [];
+      const byId = new Map(clinicians.map((c) => [c.clinician_id, c]));
+      const openedBy: Actor = { id: transfer.requested_by, role: transfer.requested_by_role };
+
+      let started = 0;
+      let alreadyStarted = 0;
+      await inBatches(clients, startConcurrency, async (c) => {
+        const caseId = transferCaseId(transfer.transfer_id, c.client_id);
+        const receiver = byId.get(proposals.get(caseId) ?? '');
+        const proposedCandidates: Candidate[] = receiver
+          ? [{ providerId: receiver.clinician_id, name: receiver.name, external: false, contact: receiver.contact }]
+          : [];
+        const args: CaseInput = {
+          caseId,
+          agencyId: transfer.agency_id,
+          clientId: c.client_id,
+          clientName: c.name,
+          counselorId: transfer.counselor_id,
+          kind: 'transfer',
+          reason: transfer.reason,
+          lastDay: transfer.last_day,
+          riskFlags: c.risk_flags,
+          contact: c.contact,
+          hasSubstanceUseRecords: c.has_sud_records,
+          transferId: transfer.transfer_id,
+          proposedCandidates,
+          openedBy,
+          requestId: null,
+        };
+        try {
+          await client.workflow.start('caseWorkflow', {
+            workflowId: caseWorkflowId(caseId),
+            workflowIdReusePolicy: 'REJECT_DUPLICATE',
+            taskQueue,
+            args: [args],
+          });
+          started++;
+        } catch (error) {
+          if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+          alreadyStarted++;
+        }
+        Context.current().heartbeat({ started, alreadyStarted });
+      });
+
+      // Every proposal of a finished page has its case started: their count is the transfer's progress,
+      // right even when a retried page finds its cases already started.
+      const opened = await db
+        .updateTable('transfers')
+        .set({
+          opened: (eb) =>
+            eb
+              .selectFrom('proposals')
+              .select((e) => e.fn.countAll<number>().as('n'))
+              .where('transfer_id', '=', transfer.transfer_id),
+          updated_at: new Date(),
+        })
+        .where('transfer_id', '=', transfer.transfer_id)
+        .returning('opened')
+        .executeTakeFirstOrThrow();
+      return {
+        nextClientId: clients.length < input.pageSize ? null : clients.at(-1)!.client_id,
+        started,
+        alreadyStarted,
+        openedTotal: opened.opened,
+      };
+    },
+
+    /** Cancels the open cases of one page of a transfer, each recording why. */
+    async cancelTransferPage(input: {
+      transferId: string;
+      afterCaseId: string | null;
+      pageSize: number;
+      actor: Actor;
+      reason: string;
+    }): Promise<{ nextCaseId: string | null; cancelled: number }> {
+      const client = requireTemporal(temporal);
+      let query = db
+        .selectFrom('proposals')
+        .select('case_id')
+        .where('transfer_id', '=', input.transferId)
+        .orderBy('case_id')
+        .limit(input.pageSize);
+      if (input.afterCaseId) query = query.where('case_id', '>', input.afterCaseId);
+      const page = await query.execute();
+      let cancelled = 0;
+      await inBatches(page, startConcurrency, async ({ case_id }) => {
+        try {
+          await client.workflow.getHandle(caseWorkflowId(case_id)).executeUpdate('cancelCase', {
+            args: [{ actor: input.actor, reason: `transfer cancelled: ${input.reason}`, requestId: null }],
+          });
+          cancelled++;
+        } catch (error) {
+          // Already ended, or never started: nothing to cancel.
+          if (!(error instanceof WorkflowNotFoundError || error instanceof WorkflowUpdateFailedError)) throw error;
+        }
+        Context.current().heartbeat({ cancelled });
+      });
+      return { nextCaseId: page.length < input.pageSize ? null : page.at(-1)!.case_id, cancelled };
+    },
+
+    /** Moves the transfer's own record along, with its audit event. */
+    async setTransferStatus(input: {
+      transferId: string;
+      status: TransferStatus;
+      actor: Actor | null;
+      reason: string | null;
+    }): Promise<void> {
+      await db.transaction().execute(async (trx) => {
+        const before = await trx
+          .selectFrom('transfers')
+          .select(['status', 'counselor_id'])
+          .where('transfer_id', '=', input.transferId)
+          .executeTakeFirstOrThrow();
+        if (before.status === input.status) return;
+        await trx
+          .updateTable('transfers')
+          .set({ status: input.status, cancel_reason: input.reason, updated_at: new Date() })
+          .where('transfer_id', '=', input.transferId)
+          .execute();
+        await appendAuditEvent(trx, {
+          eventKey: `transfer:${input.transferId}:${input.status}`,
+          actor: input.actor ?? { id: 'system', role: 'system' },
+          action: `transfer.${input.status}`,
+          outcome: 'done',
+          outcomeReason: input.reason,
+          workflowId: `transfer-${input.transferId}`,
+          before: { status: before.status },
+          after: { status: input.status, counselorId: before.counselor_id },
+        });
+      });
+    },
+  };
+}

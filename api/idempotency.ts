@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { RequestHandler } from 'express';
+import type { Kysely } from 'kysely';
+import { canonicalJson } from '../db/audit';
+import type { Database } from '../db/schema';
+import { userOf } from './auth';
+import { problem } from './problem';
+
+const KEY = /^[\x21-\x7e]{1,200}$/;
+const WAIT_MS = 15_000;
+
+/**
+ * Idempotency-Key for POSTs that start something: the same key and body get the first answer (even
+ * while it is being made); the same key with another body is a 422. A 5xx is not kept, so it can be retried.
+ */
+export function idempotent(db: Kysely<Database>): RequestHandler {
+  return async (req, res, next) => {
+    const key = req.get('idempotency-key');
+    if (key === undefined) return next();
+    if (!KEY.test(key)) throw problem(400, 'Idempotency-Key must be 1-200 visible ASCII characters');
+    const user = userOf(req);
+    const route = `${req.method} ${req.baseUrl}${req.path}`;
+    const requestHash = createHash('sha256')
+      .update(route)
+      .update('\n')
+      .update(canonicalJson(req.body ?? null))
+      .digest('hex');
+    const claimed = await db
+      .insertInto('idempotency_keys')
+      .values({
+        user_id: user.id,
+        idempotency_key: key,
+        route,
+        request_hash: requestHash,
+        status: null,
+        response: null,
+        headers: null,
+      })
+      .onConflict((oc) => oc.columns(['user_id', 'idempotency_key']).doNothing())
+      .returning('status')
+      .executeTakeFirst();
+
+    if (claimed) {
+      const json = res.json.bind(res);
+      res.json = (body: unknown) => {
+        const status = res.statusCode;
+        const keep = status < 500;
+        const headers = { location: res.get('location') ?? null };
+        const write = keep
+          ? db
+              .updateTable('idempotency_keys')
+              .set({ status, response: JSON.stringify(body), headers: JSON.stringify(headers) })
+              .where('user_id', '=', user.id)
+              .where('idempotency_key', '=', key)
+              .execute()
+          : db
+              .deleteFrom('idempotency_keys')
+              .where('user_id', '=', user.id)
+              .where('idempotency_key', '=', key)
+              .execute();
+        write.then(
+          () => json(body),
+          (error: unknown) => next(error),
+        );
+        return res;
+      };
+      return next();
+    }
+
+    const deadline = Date.now() + WAIT_MS;
+    for (;;) {
+      const row = await db
+        .selectFrom('idempotency_keys')
+        .selectAll()
+        .where('user_id', '=', user.id)
+        .where('idempotency_key', '=', key)
+        .executeTakeFirst();
+      if (!row) throw problem(409, 'the first request with this Idempotency-Key failed; send it again');
+      if (row.request_hash !== requestHash) {
+        throw problem(422, 'this Idempotency-Key was used with a different request; use a new key');
+      }
+      if (row.status !== null) {
+        const headers = row.headers as { location: string | null } | null;
+        if (headers?.location) res.location(headers.location);
+        res.set('Idempotent-Replayed', 'true').status(row.status).json(row.response);
+        return;
+      }
+      if (Date.now() > deadline) throw problem(409, 'a request with this Idempotency-Key is still in progress');
+      await sleep(50);
+    }
+  };
+}

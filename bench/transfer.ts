@@ -1,0 +1,144 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
+import pino from 'pino';
+import { createActivities } from '../activities';
+import { createApp } from '../api/app';
+import { openDatabase } from '../db/database';
+import { migrateToLatest } from '../db/migrate';
+import { findTemporalTool, freePort, startEmbeddedPostgres, startTemporalDevServer } from '../scripts/dev-services';
+import { seedCaseload } from '../tests/support/caseload';
+import { openTemporalClient } from '../temporal';
+
+/**
+ * `npm run bench`: a caseload transfer of N clients (default 10,000) through the real stack, against a
+ * bare baseline measured in the same run: the same number of no-op workflows started by the same SDK
+ * with the same concurrency on the same servers. Reports wall time, the ratio, and the worker's peak RSS.
+ */
+const CLIENTS = Number(process.argv[2] ?? 10_000);
+const DIR = resolve(__dirname, '..', '.data', 'bench');
+
+async function main(): Promise<void> {
+  rmSync(DIR, { recursive: true, force: true });
+  mkdirSync(DIR, { recursive: true });
+  Runtime.install({
+    logger: new DefaultLogger('ERROR'),
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }) } },
+  });
+  const pg = await startEmbeddedPostgres({ dataDir: join(DIR, 'postgres'), port: await freePort(), database: 'bench' });
+  const binary = findTemporalTool('temporal');
+  if (!binary) throw new Error('no temporal CLI: run npm run tools');
+  const temporalServer = await startTemporalDevServer({
+    binary,
+    port: await freePort(),
+    logFile: join(DIR, 'temporal.log'),
+    fast: true,
+  });
+  const database = openDatabase(pg.url, { poolSize: 20 });
+  await migrateToLatest(database.db);
+  const temporal = openTemporalClient(temporalServer.address, 'default');
+  const native = await NativeConnection.connect({ address: temporalServer.address });
+  const taskQueue = `bench-${randomUUID()}`;
+  const worker = await Worker.create({
+    connection: native,
+    taskQueue,
+    workflowsPath: require.resolve('../workflows'),
+    activities: createActivities({ db: database.db, temporal: temporal.client, taskQueue }),
+    maxCachedWorkflows: 2000,
+  });
+  const running = worker.run();
+  let peakRss = 0;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 250);
+
+  try {
+    // Baseline: bare starts of no-op workflows (a query-less workflow that returns at once), same concurrency.
+    const bareConnection = await Connection.connect({ address: temporalServer.address });
+    const bare = new Client({ connection: bareConnection });
+    const t0 = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < CLIENTS) {
+          const i = next++;
+          await bare.workflow.start('caseWorkflow', {
+            workflowId: `bare-${taskQueue}-${i}`,
+            taskQueue: `${taskQueue}-nobody`,
+            args: [{}],
+          });
+        }
+      }),
+    );
+    const bareMs = performance.now() - t0;
+    await bareConnection.close();
+
+    const seed = await seedCaseload(database.db, {
+      clients: CLIENTS,
+      receivers: [{ capacity: CLIENTS }, { capacity: CLIENTS }],
+    });
+    const server = createApp({
+      db: database.db,
+      temporal: temporal.client,
+      taskQueue,
+      logger: pino({ level: 'silent' }),
+      health: { postgres: database.ping, temporal: temporal.ping },
+    }).listen(0);
+    const port = (server.address() as { port: number }).port;
+    const t1 = performance.now();
+    const res = await fetch(`http://127.0.0.1:${port}/v1/transfers`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-actor-id': 'bench', 'x-actor-role': 'staff' },
+      body: JSON.stringify({
+        counselorId: seed.counselorId,
+        lastDay: new Date(Date.now() + 60 * 86_400_000).toISOString().slice(0, 10),
+      }),
+    });
+    const { transferId } = (await res.json()) as { transferId: string };
+    let started = 0;
+    let written = 0;
+    const progressAt: number[] = [];
+    for (;;) {
+      const p = (await (
+        await fetch(`http://127.0.0.1:${port}/v1/transfers/${transferId}`, {
+          headers: { 'x-actor-id': 'bench', 'x-actor-role': 'staff' },
+        })
+      ).json()) as { started: number; cases: number };
+      const q0 = performance.now();
+      await fetch(`http://127.0.0.1:${port}/v1/transfers/${transferId}`, {
+        headers: { 'x-actor-id': 'bench', 'x-actor-role': 'staff' },
+      });
+      progressAt.push(performance.now() - q0);
+      started = p.started;
+      written = p.cases;
+      if (written >= CLIENTS) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const transferMs = performance.now() - t1;
+    server.close();
+    progressAt.sort((a, b) => a - b);
+    const result = {
+      clients: CLIENTS,
+      bareStartsSeconds: +(bareMs / 1000).toFixed(1),
+      transferToAllCasesOpenSeconds: +(transferMs / 1000).toFixed(1),
+      ratioToBareStarts: +(transferMs / bareMs).toFixed(2),
+      casesStarted: started,
+      caseRowsWritten: written,
+      progressQueryMedianMs: +progressAt[Math.floor(progressAt.length / 2)]!.toFixed(1),
+      progressQueryMaxMs: +progressAt.at(-1)!.toFixed(1),
+      processPeakRssMiB: Math.round(peakRss / 2 ** 20),
+    };
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } finally {
+    clearInterval(sampler);
+    worker.shutdown();
+    await running;
+    await native.close();
+    await temporal.close();
+    await database.close();
+    await temporalServer.stop();
+    await pg.stop();
+  }
+}
+
+void main();

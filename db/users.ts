@@ -1,0 +1,73 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { type Kysely, sql } from 'kysely';
+import type { Role } from '../domain/case';
+import type { Database } from './schema';
+
+export interface User {
+  id: string;
+  role: Role;
+  agencyId: string;
+  name: string;
+}
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+/** A new random token (shown once; only its hash is stored). */
+export async function createToken(
+  db: Kysely<Database>,
+  userId: string,
+  options: { label?: string; days?: number } = {},
+): Promise<{ tokenId: string; token: string; expiresAt: Date }> {
+  const token = `hk_${randomBytes(32).toString('base64url')}`;
+  const tokenId = randomUUID();
+  const expiresAt = new Date(Date.now() + (options.days ?? 90) * 86_400_000);
+  await db
+    .insertInto('api_tokens')
+    .values({
+      token_id: tokenId,
+      user_id: userId,
+      token_hash: hashToken(token),
+      label: options.label ?? 'token',
+      expires_at: expiresAt,
+    })
+    .execute();
+  return { tokenId, token, expiresAt };
+}
+
+export async function revokeToken(db: Kysely<Database>, tokenId: string): Promise<boolean> {
+  const result = await db
+    .updateTable('api_tokens')
+    .set({ revoked_at: sql`coalesce(revoked_at, now())` })
+    .where('token_id', '=', tokenId)
+    .executeTakeFirst();
+  return (result.numUpdatedRows ?? 0n) > 0n;
+}
+
+export type TokenCheck = { user: User; tokenId: string } | { problem: string };
+
+/** The user behind a bearer token, or why there is none. */
+export async function userForToken(db: Kysely<Database>, token: string): Promise<TokenCheck> {
+  const row = await db
+    .selectFrom('api_tokens as t')
+    .innerJoin('users as u', 'u.user_id', 't.user_id')
+    .select(['t.token_id', 't.expires_at', 't.revoked_at', 'u.user_id', 'u.role', 'u.agency_id', 'u.name', 'u.active'])
+    .where('t.token_hash', '=', hashToken(token))
+    .executeTakeFirst();
+  if (!row) return { problem: 'the token is not known' };
+  if (row.revoked_at) return { problem: 'the token was revoked' };
+  if (row.expires_at.getTime() <= Date.now()) return { problem: 'the token has expired' };
+  if (!row.active) return { problem: 'the user is deactivated' };
+  return { user: { id: row.user_id, role: row.role, agencyId: row.agency_id, name: row.name }, tokenId: row.token_id };
+}
+
+export async function upsertUser(db: Kysely<Database>, user: User): Promise<void> {
+  await db
+    .insertInto('users')
+    .values({ user_id: user.id, role: user.role, agency_id: user.agencyId, name: user.name })
+    .onConflict((oc) =>
+      oc.column('user_id').doUpdateSet({ role: user.role, agency_id: user.agencyId, name: user.name }),
+    )
+    .execute();
+}

@@ -1,0 +1,62 @@
+import { sql } from 'kysely';
+import { STAFF, today } from './support/cases';
+import { seedCaseload } from './support/caseload';
+import { type TestActor, type TestStack, eventually, startStack } from './support/stack';
+
+const as = (actor: TestActor, seed: { agencyId: string }): TestActor => ({ ...actor, agencyId: seed.agencyId });
+
+let stack: TestStack;
+beforeAll(async () => {
+  stack = await startStack();
+});
+afterAll(async () => {
+  await stack.close();
+});
+
+test('when a 2,000-client transfer loses its worker midway, then a new worker finishes it and every case is opened exactly once', async () => {
+  const seed = await seedCaseload(stack.db, {
+    clients: 2000,
+    receivers: [{ capacity: 800 }, { capacity: 800 }, { capacity: 800 }],
+  });
+  const start = await stack.request('POST', '/v1/transfers', {
+    body: { counselorId: seed.counselorId, lastDay: today(60) },
+    actor: as(STAFF, seed),
+  });
+  expect(start.status).toBe(202);
+  const transferId: string = start.body.transferId;
+  const count = async () =>
+    Number(
+      (
+        await stack.db
+          .selectFrom('cases')
+          .select((eb) => eb.fn.countAll<string>().as('n'))
+          .where('transfer_id', '=', transferId)
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
+
+  await eventually(async () => (await count()) >= 300, 120_000);
+  const before = await count();
+  await stack.restartWorker();
+  await eventually(async () => (await count()) === 2000, 300_000);
+  expect(before).toBeLessThan(2000);
+
+  const duplicates = await sql<{ client_id: string }>`
+    select client_id from cases where transfer_id = ${transferId} group by client_id having count(*) > 1`.execute(
+    stack.db,
+  );
+  expect(duplicates.rows).toEqual([]);
+  const opened = await sql<{ n: string }>`
+    select count(*) as n from audit_events a join cases c on c.case_id = a.case_id
+    where c.transfer_id = ${transferId} and a.action = 'case.opened'`.execute(stack.db);
+  expect(Number(opened.rows[0]!.n)).toBe(2000);
+  const proposals = await sql<{
+    n: string;
+  }>`select count(*) as n from proposals where transfer_id = ${transferId}`.execute(stack.db);
+  expect(Number(proposals.rows[0]!.n)).toBe(2000);
+  const progress = await eventually(async () => {
+    const res = await stack.request('GET', `/v1/transfers/${transferId}`, { actor: as(STAFF, seed) });
+    return res.body.status === 'open' ? res.body : undefined;
+  });
+  expect(progress).toMatchObject({ expected: 2000, started: 2000, cases: 2000 });
+}, 600_000);

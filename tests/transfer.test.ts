@@ -1,0 +1,221 @@
+import { randomUUID } from 'node:crypto';
+import { importCsv } from '../db/csv-import';
+import { DIRECTOR, STAFF, saveHistory, today } from './support/cases';
+import { seedCaseload } from './support/caseload';
+import { type TestActor, type TestStack, eventually, startStack } from './support/stack';
+
+const as = (actor: TestActor, seed: { agencyId: string }): TestActor => ({ ...actor, agencyId: seed.agencyId });
+
+let stack: TestStack;
+beforeAll(async () => {
+  stack = await startStack();
+});
+afterAll(async () => {
+  await stack.close();
+});
+
+async function casesOf(transferId: string) {
+  return stack.db
+    .selectFrom('cases')
+    .select(['case_id', 'client_id', 'status', 'risk_flags'])
+    .where('transfer_id', '=', transferId)
+    .execute();
+}
+
+describe('CSV import', () => {
+  test('when a file has bad rows, then each is reported by line and reason, the good ones land, and a second import changes nothing', async () => {
+    const tag = randomUUID().slice(0, 6);
+    const csv = [
+      'client_id,agency_id,name,counselor_id,active,risk_flags,channels,no_contact_at_home,has_sud_records,needs',
+      `a-${tag},agency-1,Ann,couns-x,yes,,portal:safe,no,no,`,
+      `b-${tag},agency-1,Ben,couns-x,yes,suicide_risk,phone:safe;mail,no,yes,grief`,
+      `c-${tag},agency-1,,couns-x,yes,,,no,no,`,
+      `d-${tag},agency-1,Dee,couns-x,maybe,werewolf,pigeon,no,no,`,
+      `a-${tag},agency-1,Ann again,couns-x,yes,,,no,no,`,
+      `e ${tag},agency-1,Eve,couns-x,yes,,,no,no,`,
+    ].join('\n');
+    const progress: number[] = [];
+    const first = await importCsv(stack.db, 'clients', csv, STAFF, (done) => progress.push(done));
+    expect(first).toMatchObject({ rows: 6, inserted: 2, updated: 0, unchanged: 0 });
+    expect(first.rejected.map((r) => r.line)).toEqual([4, 5, 6, 7]);
+    expect(first.rejected[0]!.reason).toMatch(/^name:/);
+    expect(first.rejected[1]!.reason).toMatch(/active/);
+    expect(first.rejected[1]!.reason).toMatch(/riskFlags/);
+    expect(first.rejected[1]!.reason).toMatch(/contact\.channels/);
+    expect(first.rejected[2]!.reason).toMatch(/repeats line 2/);
+    expect(first.rejected[3]!.reason).toMatch(/client_id/);
+    expect(progress.at(-1)).toBe(6);
+    const ben = await stack.request('GET', `/v1/clients/b-${tag}`);
+    expect(ben.body).toMatchObject({
+      riskFlags: ['suicide_risk'],
+      hasSubstanceUseRecords: true,
+      needs: ['grief'],
+      contact: {
+        channels: [
+          { channel: 'phone', safe: true },
+          { channel: 'mail', safe: false },
+        ],
+      },
+    });
+
+    const second = await importCsv(stack.db, 'clients', csv, STAFF);
+    expect(second).toMatchObject({ inserted: 0, updated: 0, unchanged: 2 });
+  });
+});
+
+describe('caseload transfer', () => {
+  test('when a 40-client caseload is transferred, then every client gets one case with a fair proposal that respects capacity and needs', async () => {
+    const seed = await seedCaseload(stack.db, {
+      clients: 40,
+      receivers: [{ capacity: 15, specialties: ['suicide_risk'] }, { capacity: 10 }, { capacity: 10 }],
+      client: (i) => ({
+        riskFlags: i % 10 === 0 ? ['suicide_risk'] : [],
+        ...(i === 7
+          ? {
+              riskFlags: ['domestic_violence'],
+              contact: { channels: [{ channel: 'mail', safe: false }], noContactAtHome: true },
+            }
+          : {}),
+      }),
+    });
+    const start = await stack.request('POST', '/v1/transfers', {
+      body: { counselorId: seed.counselorId, lastDay: today(30) },
+      actor: as(STAFF, seed),
+    });
+    expect(start.status).toBe(202);
+    const transferId: string = start.body.transferId;
+    expect(start.body.expected).toBe(40);
+
+    const progress = await eventually(async () => {
+      const res = await stack.request('GET', `/v1/transfers/${transferId}`, { actor: as(DIRECTOR, seed) });
+      return res.body.cases === 40 && res.body.status === 'open' ? res.body : undefined;
+    }, 60_000);
+    expect(progress).toMatchObject({
+      expected: 40,
+      started: 40,
+      byStatus: { open: 40 },
+      openBySteps: { decision_review: 40 },
+    });
+    expect(progress.informed).toMatchObject({ inTime: 0, late: 0, notYet: 40, everyClientInTime: false });
+
+    const proposals = await stack.db
+      .selectFrom('proposals')
+      .select(['client_id', 'clinician_id'])
+      .where('transfer_id', '=', transferId)
+      .execute();
+    expect(proposals).toHaveLength(40);
+    const load = new Map<string | null, number>();
+    for (const p of proposals) load.set(p.clinician_id, (load.get(p.clinician_id) ?? 0) + 1);
+    for (const r of seed.receivers) expect(load.get(r.id) ?? 0).toBeLessThanOrEqual(r.capacity);
+    // 35 places for 40 clients: five wait for a receiver, and the progress report names them.
+    expect(load.get(null)).toBe(5);
+    expect(progress.withoutProposedReceiver).toHaveLength(5);
+    // Clients at suicide risk go only to the clinician with that specialty (or wait).
+    const suicideRisk = new Set(seed.clientIds.filter((_, i) => i % 10 === 0));
+    for (const p of proposals.filter((x) => suicideRisk.has(x.client_id)))
+      expect([seed.receivers[0]!.id, null]).toContain(p.clinician_id);
+    // Fair spread: no receiver is more than one client fuller, relative to capacity, than the others would allow.
+    const ratios = seed.receivers.map((r) => (load.get(r.id) ?? 0) / r.capacity);
+    expect(Math.max(...ratios) - Math.min(...ratios)).toBeLessThanOrEqual(0.2);
+
+    const cases = await casesOf(transferId);
+    expect(new Set(cases.map((c) => c.client_id)).size).toBe(40);
+    const dv = cases.find((c) => c.client_id === seed.clientIds[7])!;
+    expect(dv.risk_flags).toEqual(['domestic_violence']);
+
+    // A director overrides one proposal.
+    const target = cases.find((c) => c.client_id === seed.clientIds[3])!;
+    const override = await stack.request('POST', `/v1/transfers/${transferId}/cases/${target.case_id}/proposal`, {
+      body: { clinicianId: seed.receivers[2]!.id },
+      actor: as(DIRECTOR, seed),
+    });
+    expect(override.status).toBe(200);
+    const byStaff = await stack.request('POST', `/v1/transfers/${transferId}/cases/${target.case_id}/proposal`, {
+      body: { clinicianId: seed.receivers[1]!.id },
+      actor: as(STAFF, seed),
+    });
+    expect(byStaff.status).toBe(403);
+
+    // The move falls through: every open case is cancelled, saying why.
+    const cancel = await stack.request('POST', `/v1/transfers/${transferId}/cancel`, {
+      body: { reason: 'the relocation fell through' },
+      actor: as(DIRECTOR, seed),
+    });
+    expect(cancel.status).toBe(202);
+    await eventually(async () => (await casesOf(transferId)).every((c) => c.status === 'cancelled'), 60_000);
+    const transfer = await eventually(async () => {
+      const row = await stack.db
+        .selectFrom('transfers')
+        .select(['status', 'cancel_reason'])
+        .where('transfer_id', '=', transferId)
+        .executeTakeFirstOrThrow();
+      return row.status === 'cancelled' ? row : undefined;
+    });
+    expect(transfer).toEqual({ status: 'cancelled', cancel_reason: 'the relocation fell through' });
+    await saveHistory(stack.client.workflow.getHandle(`transfer-${transferId}`), 'caseload-transfer-cancelled');
+    const reasons = await stack.db
+      .selectFrom('audit_events')
+      .select('outcome_reason')
+      .where('action', '=', 'case.cancelled')
+      .where(
+        'case_id',
+        'in',
+        cases.map((c) => c.case_id),
+      )
+      .execute();
+    expect(reasons).toHaveLength(40);
+    expect(new Set(reasons.map((r) => r.outcome_reason))).toEqual(
+      new Set(['transfer cancelled: the relocation fell through']),
+    );
+  });
+
+  test('when a transfer names an unknown counselor, a past last day, a stranger client or a counselor already moving, then a clear 4xx and nothing starts', async () => {
+    const seed = await seedCaseload(stack.db, { clients: 3, receivers: [{ capacity: 5 }] });
+    const before = await stack.db
+      .selectFrom('transfers')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .executeTakeFirstOrThrow();
+
+    const unknown = await stack.request('POST', '/v1/transfers', {
+      body: { counselorId: 'nobody-here', lastDay: today(30) },
+      actor: as(STAFF, seed),
+    });
+    expect(unknown.status).toBe(422);
+    expect(unknown.body.detail).toMatch(/no counselor nobody-here/);
+    const past = await stack.request('POST', '/v1/transfers', {
+      body: { counselorId: seed.counselorId, lastDay: today(-2) },
+      actor: as(STAFF, seed),
+    });
+    expect(past.status).toBe(400);
+    expect(past.body.detail).toMatch(/in the past/);
+    const stranger = await stack.request('POST', '/v1/transfers', {
+      body: { counselorId: seed.counselorId, lastDay: today(30), clientIds: [seed.clientIds[0], 'someone-else'] },
+      actor: as(STAFF, seed),
+    });
+    expect(stranger.status).toBe(422);
+    expect(stranger.body.detail).toMatch(/someone-else/);
+    const strict = await stack.request('POST', '/v1/transfers', {
+      body: { counselorId: seed.counselorId, lastDay: today(30), extra: 1 },
+      actor: as(STAFF, seed),
+    });
+    expect(strict.status).toBe(400);
+    const after = await stack.db
+      .selectFrom('transfers')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .executeTakeFirstOrThrow();
+    expect(after.n).toBe(before.n);
+
+    const first = await stack.request('POST', '/v1/transfers', {
+      body: { counselorId: seed.counselorId, lastDay: today(30), clientIds: seed.clientIds.slice(0, 2) },
+      actor: as(STAFF, seed),
+    });
+    expect(first.status).toBe(202);
+    const second = await stack.request('POST', '/v1/transfers', {
+      body: { counselorId: seed.counselorId, lastDay: today(30) },
+      actor: as(STAFF, seed),
+    });
+    expect(second.status).toBe(409);
+    expect(second.body.detail).toMatch(/already has an open transfer/);
+    await eventually(async () => (await casesOf(first.body.transferId)).length === 2);
+  });
+});
