@@ -20,6 +20,9 @@ const schema = z.object({
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('handoff'),
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
   DATA_DIR: z.string().min(1).default('.data'),
+  /** Where the audit chain's head is written out of the database; unset: DATA_DIR/audit-anchors.ndjson. */
+  AUDIT_ANCHOR_FILE: optionalString,
+  AUDIT_ANCHOR_INTERVAL_SECONDS: z.coerce.number().int().min(5).default(300),
   EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(5433),
   TEMPORAL_DEV_PORT: z.coerce.number().int().min(1).max(65535).default(7233),
   TEMPORAL_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8233),
@@ -35,6 +38,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new Error(`invalid configuration:\n  ${problems.join('\n  ')}`);
   }
   return Object.freeze(parsed.data);
+}
+
+export function auditAnchorFile(config: Config): string {
+  return config.AUDIT_ANCHOR_FILE ?? `${config.DATA_DIR}/audit-anchors.ndjson`;
 }
 
 /** For the processes that cannot start embedded services: the worker and API run alone. */

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import swaggerUiDist from 'swagger-ui-dist';
 import type { Database } from '../db/schema';
 import { agencyRoutes } from './agencies';
+import { auditRoutes } from './audit';
 import { authenticate, rateLimit } from './auth';
 import { idempotent } from './idempotency';
 import { type Metrics, createMetrics, metricsRoute } from './metrics';
@@ -14,7 +15,8 @@ import { referenceRoutes } from './reference';
 import { transferRoutes } from './transfers';
 import { userRoutes } from './users';
 import { openApiDocument } from './openapi';
-import { problem, problemHandler } from './problem';
+import { HttpProblem, problem, problemHandler } from './problem';
+import { appendAuditEvent } from '../db/audit';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -33,6 +35,8 @@ export interface AppDeps {
   health: { postgres: () => Promise<boolean>; temporal: () => Promise<boolean> };
   /** Requests a minute per token. */
   rateLimitPerMinute?: number;
+  /** Where the audit chain's head is written out of the database. */
+  anchorFile?: string;
   metrics?: Metrics;
 }
 
@@ -103,11 +107,34 @@ export function createApp(deps: AppDeps): express.Express {
   app.post(['/v1/cases', '/v1/transfers'], idempotent(db));
   app.use(caseRoutes({ db, temporal, taskQueue }));
   app.use(userRoutes({ db }));
+  app.use(auditRoutes({ db, anchorFile: deps.anchorFile ?? '.data/audit-anchors.ndjson' }));
   app.use(agencyRoutes({ db }));
   app.use(referenceRoutes({ db }));
   app.use(transferRoutes({ db, temporal, taskQueue }));
 
   app.use((req, _res, next) => next(problem(404, `no route ${req.method} ${req.path}`)));
+  // A refused access is an event too: who tried what, and was told no.
+  app.use(async (error: unknown, req: express.Request, _res: express.Response, next: express.NextFunction) => {
+    if (error instanceof HttpProblem && error.problem.status === 403 && req.user) {
+      const user = req.user;
+      await db
+        .transaction()
+        .execute((trx) =>
+          appendAuditEvent(trx, {
+            eventKey: `refused:${req.id}`,
+            actor: { id: user.id, role: user.role },
+            action: `access.${req.method.toLowerCase()}`,
+            outcome: 'refused',
+            outcomeReason: error.problem.detail,
+            requestId: req.id,
+            sourceAddress: req.ip ?? null,
+            after: { route: (req.route as { path?: unknown } | undefined)?.path ?? null },
+          }),
+        )
+        .catch((auditError: unknown) => logger.error({ err: auditError }, 'could not record a refused access'));
+    }
+    next(error);
+  });
   app.use(problemHandler(logger));
   return app;
 }

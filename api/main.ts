@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { type Config, loadConfig, requireConnections } from '../config';
+import { type Config, auditAnchorFile, loadConfig, requireConnections } from '../config';
 import { openDatabase } from '../db/database';
 import { createLogger } from '../logger';
 import { openTemporalClient } from '../temporal';
@@ -29,6 +29,7 @@ export async function startApi(
     logger,
     health: { postgres: database.ping, temporal: temporal.ping },
     rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
+    anchorFile: auditAnchorFile(config),
   });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, (error?: Error) => (error ? reject(error) : resolve(s)));

@@ -122,3 +122,125 @@ export async function appendAuditEvent(
 export async function listCaseAuditEvents(db: Kysely<Database>, caseId: string): Promise<AuditEventRow[]> {
   return db.selectFrom('audit_events').selectAll().where('case_id', '=', caseId).orderBy('seq').execute();
 }
+
+export interface ChainBreak {
+  seq: string;
+  reason: string;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  checked: number;
+  headSeq: string | null;
+  headHash: string;
+  firstBroken: ChainBreak | null;
+  anchor: { seq: string; hash: string; at: string; matches: boolean } | null;
+}
+
+export interface Anchor {
+  seq: string;
+  hash: string;
+  at: string;
+}
+
+/**
+ * Recomputes the whole chain in batches (flat memory): every event's hash from its content and the
+ * previous hash, no gap in the sequence, and the last anchor written outside the database still on it.
+ */
+export async function verifyChain(db: Kysely<Database>, anchor: Anchor | null, batch = 2000): Promise<VerifyReport> {
+  let previous = GENESIS_HASH;
+  let expectedSeq = 1n;
+  let checked = 0;
+  let firstBroken: ChainBreak | null = null;
+  let anchorMatches: boolean | null = anchor ? false : null;
+  let after = 0n;
+  let headSeq: string | null = null;
+  for (;;) {
+    const rows = await db
+      .selectFrom('audit_events')
+      .selectAll()
+      .where('seq', '>', String(after))
+      .orderBy('seq')
+      .limit(batch)
+      .execute();
+    if (rows.length === 0) break;
+    for (const row of rows) {
+      checked++;
+      const seq = BigInt(row.seq);
+      if (!firstBroken) {
+        if (seq !== expectedSeq)
+          firstBroken = { seq: String(expectedSeq), reason: `event ${expectedSeq} is missing (next is ${seq})` };
+        else if (row.prev_hash !== previous)
+          firstBroken = { seq: row.seq, reason: 'its prev_hash does not match the event before it' };
+        else if (hashEvent(row) !== row.hash)
+          firstBroken = { seq: row.seq, reason: 'its content does not match its hash (altered)' };
+      }
+      if (anchor && row.seq === anchor.seq) anchorMatches = row.hash === anchor.hash;
+      previous = row.hash;
+      expectedSeq = seq + 1n;
+      headSeq = row.seq;
+    }
+    after = BigInt(rows.at(-1)!.seq);
+  }
+  if (!firstBroken && anchor && !anchorMatches) {
+    firstBroken = {
+      seq: anchor.seq,
+      reason: 'the chain no longer holds the head written out of the database at that point (rewritten)',
+    };
+  }
+  return {
+    ok: firstBroken === null,
+    checked,
+    headSeq,
+    headHash: previous,
+    firstBroken,
+    anchor: anchor ? { ...anchor, matches: anchorMatches === true } : null,
+  };
+}
+
+export interface AuditFilter {
+  caseId?: string;
+  clientId?: string;
+  actorId?: string;
+  action?: string;
+  from?: Date;
+  to?: Date;
+  /** The head when the export began: later events are not part of it. */
+  upToSeq: string;
+}
+
+function filtered(db: Kysely<Database>, filter: AuditFilter) {
+  let query = db.selectFrom('audit_events').where('seq', '<=', filter.upToSeq);
+  if (filter.caseId) query = query.where('case_id', '=', filter.caseId);
+  if (filter.clientId) query = query.where('client_id', '=', filter.clientId);
+  if (filter.actorId) query = query.where('actor_id', '=', filter.actorId);
+  if (filter.action) query = query.where('action', '=', filter.action);
+  if (filter.from) query = query.where('occurred_at', '>=', filter.from);
+  if (filter.to) query = query.where('occurred_at', '<', filter.to);
+  return query;
+}
+
+export async function summarize(db: Kysely<Database>, filter: AuditFilter) {
+  return filtered(db, filter)
+    .select((eb) => [eb.fn.countAll<string>().as('count'), eb.fn.min('seq').as('first'), eb.fn.max('seq').as('last')])
+    .executeTakeFirstOrThrow();
+}
+
+/** The filtered events in order, a batch at a time, so a year of them streams with flat memory. */
+export async function* eventBatches(
+  db: Kysely<Database>,
+  filter: AuditFilter,
+  batch = 1000,
+): AsyncGenerator<AuditEventRow[]> {
+  let after = '0';
+  for (;;) {
+    const rows = await filtered(db, filter).selectAll().where('seq', '>', after).orderBy('seq').limit(batch).execute();
+    if (rows.length === 0) return;
+    yield rows;
+    after = rows.at(-1)!.seq;
+  }
+}
+
+export async function chainHead(db: Kysely<Database>): Promise<{ seq: string; hash: string } | undefined> {
+  return db.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+}

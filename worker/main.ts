@@ -4,7 +4,8 @@ import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/se
 import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
-import { type Config, loadConfig, requireConnections } from '../config';
+import { type Config, auditAnchorFile, loadConfig, requireConnections } from '../config';
+import { writeAnchor } from '../db/anchors';
 import { openDatabase } from '../db/database';
 import { createLogger } from '../logger';
 import { openTemporalClient } from '../temporal';
@@ -85,7 +86,16 @@ export async function startWorker(
     workflowsPath: require.resolve('../workflows'),
     activities: createActivities({ db: database.db, temporal: temporal.client, taskQueue: config.TEMPORAL_TASK_QUEUE }),
   });
+  // The audit chain's head goes out of the database on a timer, so a rewrite of the chain is caught.
+  const anchorFile = auditAnchorFile(config);
+  const anchoring = setInterval(() => {
+    writeAnchor(database.db, anchorFile).catch((error: unknown) =>
+      logger.warn({ err: (error as Error).message }, 'could not write the audit anchor'),
+    );
+  }, config.AUDIT_ANCHOR_INTERVAL_SECONDS * 1000);
+  anchoring.unref();
   const done = worker.run().finally(async () => {
+    clearInterval(anchoring);
     await connection.close();
     await temporal.close();
     await database.close();

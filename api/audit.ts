@@ -1,0 +1,171 @@
+import { once } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import { type Response, Router } from 'express';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import { lastAnchor } from '../db/anchors';
+import { type AuditFilter, appendAuditEvent, chainHead, eventBatches, summarize, verifyChain } from '../db/audit';
+import type { AuditEventRow, Database } from '../db/schema';
+import { requireRoles, userOf } from './auth';
+import { actorOf, parse } from './http';
+
+const AUDITORS = ['compliance', 'admin'] as const;
+
+export const auditQuery = z.strictObject({
+  caseId: z.uuid().optional(),
+  clientId: z.string().min(1).max(100).optional(),
+  actorId: z.string().min(1).max(100).optional(),
+  action: z.string().min(1).max(100).optional(),
+  from: z.iso.datetime({ offset: true }).optional(),
+  to: z.iso.datetime({ offset: true }).optional(),
+  format: z.enum(['ndjson', 'csv']).default('ndjson'),
+});
+
+const COLUMNS = [
+  'seq',
+  'occurred_at',
+  'actor_id',
+  'actor_role',
+  'action',
+  'case_id',
+  'client_id',
+  'outcome',
+  'outcome_reason',
+  'request_id',
+  'source_address',
+  'workflow_id',
+  'activity_id',
+  'before',
+  'after',
+  'event_key',
+  'prev_hash',
+  'hash',
+] as const;
+
+function csvCell(value: unknown): string {
+  if (value === null || value === undefined) return '';
+  const text = value instanceof Date ? value.toISOString() : typeof value === 'string' ? value : JSON.stringify(value);
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+function serialize(row: AuditEventRow, format: 'ndjson' | 'csv'): string {
+  if (format === 'ndjson') return `${JSON.stringify(row)}\n`;
+  return `${COLUMNS.map((c) => csvCell(row[c])).join(',')}\n`;
+}
+
+async function write(res: Response, chunk: string): Promise<void> {
+  if (!res.write(chunk)) await once(res, 'drain');
+}
+
+/** The audit trail for compliance: export (streamed, with a manifest), verification, accounting of disclosures. */
+export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFile: string }): Router {
+  const router = Router();
+
+  /** Events by case, client, actor, action and period, as NDJSON or CSV, streamed batch by batch. */
+  router.get('/v1/audit', async (req, res) => {
+    const actor = actorOf(req);
+    requireRoles(userOf(req), AUDITORS, 'reading the audit trail');
+    const query = parse(auditQuery, req.query, 'query');
+    const head = await chainHead(db);
+    const filter: AuditFilter = {
+      caseId: query.caseId,
+      clientId: query.clientId,
+      actorId: query.actorId,
+      action: query.action,
+      from: query.from ? new Date(query.from) : undefined,
+      to: query.to ? new Date(query.to) : undefined,
+      upToSeq: head?.seq ?? '0',
+    };
+    const summary = await summarize(db, filter);
+    const { format, ...filterQuery } = query;
+    const manifest = {
+      filter: filterQuery,
+      count: Number(summary.count),
+      firstSeq: summary.first ?? null,
+      lastSeq: summary.last ?? null,
+      headSeq: head?.seq ?? null,
+      headHash: head?.hash ?? null,
+      exportedBy: actor,
+      exportedAt: new Date().toISOString(),
+      format,
+    };
+    // The export is itself an event, written before the first byte leaves.
+    await db.transaction().execute((trx) =>
+      appendAuditEvent(trx, {
+        eventKey: `audit:export:${randomUUID()}`,
+        actor,
+        action: 'audit.exported',
+        caseId: query.caseId ?? null,
+        clientId: query.clientId ?? null,
+        outcome: 'done',
+        requestId: req.id,
+        sourceAddress: req.ip ?? null,
+        after: manifest,
+      }),
+    );
+    res.set('X-Audit-Manifest', JSON.stringify(manifest));
+    res.type(format === 'csv' ? 'text/csv' : 'application/x-ndjson');
+    res.attachment(`audit-${manifest.exportedAt.slice(0, 10)}.${format}`);
+    await write(res, format === 'csv' ? `${COLUMNS.join(',')}\n` : `${JSON.stringify({ manifest })}\n`);
+    for await (const rows of eventBatches(db, filter)) {
+      await write(res, rows.map((r) => serialize(r, format)).join(''));
+    }
+    res.end();
+  });
+
+  /** Recomputes the chain and compares its head with the last one written out of the database. */
+  router.get('/v1/audit/verify', async (req, res) => {
+    requireRoles(userOf(req), AUDITORS, 'verifying the audit trail');
+    const report = await verifyChain(db, lastAnchor(anchorFile));
+    res.status(200).json(report);
+  });
+
+  /** What was disclosed about a client, to whom, under which consent (42 CFR Part 2 §2.25). */
+  router.get('/v1/clients/:clientId/disclosures', async (req, res) => {
+    requireRoles(userOf(req), AUDITORS, 'the accounting of disclosures');
+    const { clientId } = parse(z.strictObject({ clientId: z.string().min(1).max(100) }), req.params, 'path');
+    const { since } = parse(z.strictObject({ since: z.iso.date().optional() }), req.query, 'query');
+    const from = since ?? new Date(Date.now() - 3 * 365 * 86_400_000).toISOString().slice(0, 10);
+    const rows = await db
+      .selectFrom('disclosures as d')
+      .leftJoin('consents as c', 'c.consent_id', 'd.consent_id')
+      .select([
+        'd.disclosed_at',
+        'd.case_id',
+        'd.recipient_provider_id',
+        'd.disclosed',
+        'd.substance_use_records',
+        'd.redisclosure_notice',
+        'd.consent_id',
+        'c.purpose',
+        'c.signed_on',
+        'c.expires_on',
+        'c.revoked_at',
+      ])
+      .where('d.client_id', '=', clientId)
+      .where('d.disclosed_at', '>=', new Date(`${from}T00:00:00Z`))
+      .orderBy('d.disclosed_at')
+      .execute();
+    res.json({
+      clientId,
+      since: from,
+      disclosures: rows.map((r) => ({
+        disclosedAt: r.disclosed_at.toISOString(),
+        caseId: r.case_id,
+        recipient: r.recipient_provider_id,
+        disclosed: r.disclosed,
+        substanceUseRecords: r.substance_use_records,
+        redisclosureNotice: r.redisclosure_notice,
+        consent: {
+          consentId: r.consent_id,
+          purpose: r.purpose,
+          signedOn: r.signed_on,
+          expiresOn: r.expires_on,
+          revokedAt: r.revoked_at?.toISOString() ?? null,
+        },
+      })),
+    });
+  });
+
+  return router;
+}
