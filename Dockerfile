@@ -12,6 +12,7 @@ WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/package.json ./package.json
+RUN mkdir -p /var/lib/handoff && chown node:node /var/lib/handoff
 USER node
 EXPOSE 3000
 CMD ["node", "dist/api/main.js"]

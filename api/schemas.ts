@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { CASE_KINDS, CASE_REASONS, CASE_STATUSES } from '../domain/case';
 import { CLIENT_CHOICES, CONTACT_CHANNELS, RISK_FLAGS, STEPS } from '../domain/process';
 
-const id = z
+export const id = z
   .string()
   .trim()
   .min(1)

@@ -8,13 +8,8 @@ import { ROLES } from '../domain/case';
 import { requireRoles, userOf } from './auth';
 import { actorOf, parse } from './http';
 import { problem } from './problem';
+import { id } from './schemas';
 
-const id = z
-  .string()
-  .trim()
-  .min(1)
-  .max(100)
-  .regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits, . _ : - only');
 export const userBody = z
   .strictObject({ role: z.enum(ROLES), name: z.string().trim().min(1).max(200) })
   .meta({ id: 'User' });

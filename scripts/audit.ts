@@ -1,3 +1,4 @@
+import { runCli } from './cli';
 import { auditAnchorFile, loadConfig } from '../config';
 import { lastAnchor, writeAnchor } from '../db/anchors';
 import { verifyChain } from '../db/audit';
@@ -28,12 +29,4 @@ async function main([command]: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.stderr.write(`audit: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = 1;
-  },
-);
+runCli('audit', main);

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { runCli } from './cli';
 import { loadConfig } from '../config';
 import { importCsv } from '../db/csv-import';
 import { openDatabase } from '../db/database';
@@ -59,12 +60,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.stderr.write(`import failed: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = 1;
-  },
-);
+runCli('import', main);

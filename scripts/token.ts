@@ -1,3 +1,4 @@
+import { runCli } from './cli';
 import { loadConfig } from '../config';
 import { openDatabase } from '../db/database';
 import { createToken, revokeToken, upsertUser } from '../db/users';
@@ -61,12 +62,4 @@ async function main([command, subject, ...rest]: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.stderr.write(`token: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = 1;
-  },
-);
+runCli('token', main);
