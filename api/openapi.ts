@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { auditQuery } from './audit';
 import { ACTION_ROUTES } from './cases';
 import { REFERENCE_SPECS } from './reference';
 import {
@@ -26,6 +27,7 @@ interface Operation {
   summary: string;
   actor?: boolean;
   idempotent?: boolean;
+  query?: z.ZodObject;
   body?: z.ZodType;
   response?: { status: number; schema: z.ZodType };
   problems: number[];
@@ -174,6 +176,28 @@ const operations: Operation[] = [
     actor: true,
     problems: [401, 403, 404],
   },
+  {
+    method: 'get',
+    path: '/v1/audit',
+    summary: 'Export the audit trail (compliance, admin): NDJSON or CSV, streamed, with a manifest',
+    actor: true,
+    query: auditQuery,
+    problems: [400, 401, 403],
+  },
+  {
+    method: 'get',
+    path: '/v1/audit/verify',
+    summary: 'Recompute the hash chain and compare it with the last anchor',
+    actor: true,
+    problems: [401, 403],
+  },
+  {
+    method: 'get',
+    path: '/v1/clients/{clientId}/disclosures',
+    summary: 'Accounting of disclosures for a client (42 CFR Part 2 §2.25)',
+    actor: true,
+    problems: [400, 401, 403],
+  },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', problems: [] },
 ];
 
@@ -237,7 +261,16 @@ export function openApiDocument(): Record<string, unknown> {
       };
     (paths[op.path] ??= {})[op.method] = {
       summary: op.summary,
-      parameters: [...pathParams, ...(op.idempotent ? [IDEMPOTENCY_KEY] : [])],
+      parameters: [
+        ...pathParams,
+        ...Object.entries(op.query?.shape ?? {}).map(([name, schema]) => ({
+          name,
+          in: 'query',
+          required: false,
+          schema: schemaOf(schema as z.ZodType),
+        })),
+        ...(op.idempotent ? [IDEMPOTENCY_KEY] : []),
+      ],
       ...(op.actor ? { security: [{ bearer: [] }] } : { security: [] }),
       ...(op.body
         ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(op.body) } } } }

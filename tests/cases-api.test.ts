@@ -243,6 +243,19 @@ describe('docs', () => {
     const create = res.body.components.schemas[ref.replace('#/components/schemas/', '')];
     expect(create.required).toEqual(expect.arrayContaining(['agencyId', 'clientId', 'counselorId', 'kind', 'reason']));
     expect(create.additionalProperties).toBe(false);
+    expect(Object.keys(res.body.paths)).toEqual(
+      expect.arrayContaining([
+        '/v1/transfers',
+        '/v1/transfers/{transferId}',
+        '/v1/clients',
+        '/v1/users/{userId}/tokens',
+        '/v1/audit',
+        '/v1/audit/verify',
+        '/v1/clients/{clientId}/disclosures',
+        '/v1/cases/{caseId}/referrals/{referralId}/response',
+      ]),
+    );
+    expect(res.body.components.securitySchemes.bearer).toMatchObject({ type: 'http', scheme: 'bearer' });
     const docs = await stack.request('GET', '/docs', { actor: null });
     expect(docs.status).toBe(200);
     expect(docs.body).toContain('swagger-ui-bundle.js');
