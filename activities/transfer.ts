@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { derivedUuid } from '../ids';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
@@ -34,11 +34,7 @@ export interface TransferPageResult {
 
 /** The case id of one client in one transfer: the same every time, so a retried start is a no-op. */
 export function transferCaseId(transferId: string, clientId: string): string {
-  const hash = createHash('sha1').update(`handoff:transfer:${transferId}:${clientId}`).digest();
-  hash[6] = (hash[6]! & 0x0f) | 0x50;
-  hash[8] = (hash[8]! & 0x3f) | 0x80;
-  const hex = hash.subarray(0, 16).toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  return derivedUuid(`transfer:${transferId}:${clientId}`);
 }
 
 /** Specialties a receiver needs for a client: the client's needs, and one per risk flag. */
@@ -109,7 +105,23 @@ export function createTransferActivities({ db, temporal, taskQueue, startConcurr
         .selectFrom('clients')
         .selectAll()
         .where('counselor_id', '=', transfer.counselor_id)
+        .where('agency_id', '=', transfer.agency_id)
         .where('active', '=', true)
+        // A client already in an open case of another process is not opened twice; the progress shows the gap.
+        .where((eb) =>
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('cases as open')
+                .select('open.case_id')
+                .whereRef('open.client_id', '=', 'clients.client_id')
+                .where('open.status', 'in', ['opening', 'open'])
+                .where((eb) =>
+                  eb.or([eb('open.transfer_id', 'is', null), eb('open.transfer_id', '!=', transfer.transfer_id)]),
+                ),
+            ),
+          ),
+        )
         .orderBy('client_id')
         .limit(input.pageSize);
       if (input.afterClientId) query = query.where('client_id', '>', input.afterClientId);
@@ -276,6 +288,10 @@ export function createTransferActivities({ db, temporal, taskQueue, startConcurr
           });
           cancelled++;
         } catch (error) {
+          // A case still opening cannot take the cancel yet: fail the page, so the retry finds it open.
+          if (error instanceof WorkflowUpdateFailedError && /is opening/.test(error.cause?.message ?? '')) {
+            throw new Error(`case ${case_id} is still opening; the page is retried`);
+          }
           // Already ended, or never started: nothing to cancel.
           if (!(error instanceof WorkflowNotFoundError || error instanceof WorkflowUpdateFailedError)) throw error;
         }
@@ -294,7 +310,7 @@ export function createTransferActivities({ db, temporal, taskQueue, startConcurr
       await db.transaction().execute(async (trx) => {
         const before = await trx
           .selectFrom('transfers')
-          .select(['status', 'counselor_id'])
+          .select(['status', 'counselor_id', 'agency_id'])
           .where('transfer_id', '=', input.transferId)
           .executeTakeFirstOrThrow();
         if (before.status === input.status) return;
@@ -305,6 +321,7 @@ export function createTransferActivities({ db, temporal, taskQueue, startConcurr
           .execute();
         await appendAuditEvent(trx, {
           eventKey: `transfer:${input.transferId}:${input.status}`,
+          agencyId: before.agency_id,
           actor: input.actor ?? { id: 'system', role: 'system' },
           action: `transfer.${input.status}`,
           outcome: 'done',

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import type { Kysely } from 'kysely';
 import { appendAuditEvent } from '../db/audit';
@@ -51,7 +52,7 @@ export function agencyRoutes({ db }: { db: Kysely<Database> }): Router {
         .onConflict((oc) => oc.column('agency_id').doUpdateSet(values))
         .execute();
       await appendAuditEvent(trx, {
-        eventKey: `policy:${agencyId}:${req.id}`,
+        eventKey: `policy:${agencyId}:${randomUUID()}`,
         actor,
         action: 'agency.policy_set',
         outcome: 'done',

@@ -121,7 +121,7 @@ export function createApp(deps: AppDeps): express.Express {
         .transaction()
         .execute((trx) =>
           appendAuditEvent(trx, {
-            eventKey: `refused:${req.id}`,
+            eventKey: `refused:${randomUUID()}`,
             actor: { id: user.id, role: user.role },
             action: `access.${req.method.toLowerCase()}`,
             outcome: 'refused',

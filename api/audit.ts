@@ -8,14 +8,18 @@ import { type AuditFilter, appendAuditEvent, chainHead, eventBatches, summarize,
 import type { AuditEventRow, Database } from '../db/schema';
 import { requireRoles, userOf } from './auth';
 import { actorOf, parse } from './http';
+import { id } from './schemas';
 
 const AUDITORS = ['compliance', 'admin'] as const;
 
 export const auditQuery = z.strictObject({
   caseId: z.uuid().optional(),
-  clientId: z.string().min(1).max(100).optional(),
-  actorId: z.string().min(1).max(100).optional(),
-  action: z.string().min(1).max(100).optional(),
+  clientId: id.optional(),
+  actorId: id.optional(),
+  action: z
+    .string()
+    .regex(/^[a-z_.]{1,100}$/, 'an action such as case.opened')
+    .optional(),
   from: z.iso.datetime({ offset: true }).optional(),
   to: z.iso.datetime({ offset: true }).optional(),
   format: z.enum(['ndjson', 'csv']).default('ndjson'),
@@ -53,8 +57,10 @@ function serialize(row: AuditEventRow, format: 'ndjson' | 'csv'): string {
   return `${COLUMNS.map((c) => csvCell(row[c])).join(',')}\n`;
 }
 
+/** Writes with back-pressure; a client that went away ends the export instead of hanging it. */
 async function write(res: Response, chunk: string): Promise<void> {
-  if (!res.write(chunk)) await once(res, 'drain');
+  if (res.destroyed) throw new Error('the client closed the export');
+  if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
 }
 
 /** The audit trail for compliance: export (streamed, with a manifest), verification, accounting of disclosures. */
@@ -74,6 +80,7 @@ export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFi
       action: query.action,
       from: query.from ? new Date(query.from) : undefined,
       to: query.to ? new Date(query.to) : undefined,
+      agencyId: userOf(req).agencyId,
       upToSeq: head?.seq ?? '0',
     };
     const summary = await summarize(db, filter);
@@ -103,14 +110,19 @@ export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFi
         after: manifest,
       }),
     );
-    res.set('X-Audit-Manifest', JSON.stringify(manifest));
+    res.set('X-Audit-Manifest', JSON.stringify(manifest)); // ids only: the filter schema keeps it ASCII
     res.type(format === 'csv' ? 'text/csv' : 'application/x-ndjson');
     res.attachment(`audit-${manifest.exportedAt.slice(0, 10)}.${format}`);
     await write(res, format === 'csv' ? `${COLUMNS.join(',')}\n` : `${JSON.stringify({ manifest })}\n`);
-    for await (const rows of eventBatches(db, filter)) {
-      await write(res, rows.map((r) => serialize(r, format)).join(''));
+    try {
+      for await (const rows of eventBatches(db, filter)) {
+        await write(res, rows.map((r) => serialize(r, format)).join(''));
+      }
+      res.end();
+    } catch (error) {
+      // Headers are gone: cut the connection so a truncated export can never pass for a whole one.
+      res.destroy(error as Error);
     }
-    res.end();
   });
 
   /** Recomputes the chain and compares its head with the last one written out of the database. */
@@ -122,8 +134,9 @@ export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFi
 
   /** What was disclosed about a client, to whom, under which consent (42 CFR Part 2 §2.25). */
   router.get('/v1/clients/:clientId/disclosures', async (req, res) => {
+    const actor = actorOf(req);
     requireRoles(userOf(req), AUDITORS, 'the accounting of disclosures');
-    const { clientId } = parse(z.strictObject({ clientId: z.string().min(1).max(100) }), req.params, 'path');
+    const { clientId } = parse(z.strictObject({ clientId: id }), req.params, 'path');
     const { since } = parse(z.strictObject({ since: z.iso.date().optional() }), req.query, 'query');
     const from = since ?? new Date(Date.now() - 3 * 365 * 86_400_000).toISOString().slice(0, 10);
     const rows = await db
@@ -142,10 +155,23 @@ export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFi
         'c.expires_on',
         'c.revoked_at',
       ])
+      .innerJoin('cases as k', 'k.case_id', 'd.case_id')
+      .where('k.agency_id', '=', userOf(req).agencyId)
       .where('d.client_id', '=', clientId)
       .where('d.disclosed_at', '>=', new Date(`${from}T00:00:00Z`))
       .orderBy('d.disclosed_at')
       .execute();
+    await db.transaction().execute((trx) =>
+      appendAuditEvent(trx, {
+        eventKey: `disclosures:viewed:${randomUUID()}`,
+        actor,
+        action: 'disclosures.viewed',
+        clientId,
+        outcome: 'done',
+        requestId: req.id,
+        sourceAddress: req.ip ?? null,
+      }),
+    );
     res.json({
       clientId,
       since: from,

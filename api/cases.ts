@@ -12,6 +12,7 @@ import { type Actor, type Role, caseWorkflowId } from '../domain/case';
 import { canSeeCase, requireRoles, userOf } from './auth';
 import { explain } from '../domain/process';
 import * as wf from '../workflows/case';
+import { derivedUuid } from '../ids';
 import { actorOf, parse } from './http';
 import { problem } from './problem';
 import * as s from './schemas';
@@ -246,7 +247,19 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
         errors: [{ field: 'body.lastDay', message: 'in the past' }],
       });
     }
-    const caseId = body.caseId ?? randomUUID();
+    const open = await db
+      .selectFrom('cases')
+      .select('case_id')
+      .where('client_id', '=', body.clientId)
+      .where('status', 'in', ['opening', 'open'])
+      .executeTakeFirst();
+    if (open)
+      throw problem(409, `client ${body.clientId} already has an open case (${open.case_id})`, {
+        rule: 'one_open_case',
+      });
+    // With an Idempotency-Key and no caseId, the id derives from the key: a retried start finds its case.
+    const key = req.get('idempotency-key');
+    const caseId = body.caseId ?? (key ? derivedUuid(`${userOf(req).id}:${key}`) : randomUUID());
     await temporal.workflow.start(wf.caseWorkflow, {
       workflowId: caseWorkflowId(caseId),
       // A case id is never reused, even after its case ended: its audit keys and read model are its own.
@@ -321,8 +334,8 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
       const handle = temporal.workflow.getHandle(caseWorkflowId(caseId));
       try {
         const snapshot = await handle.executeUpdate(route.update, {
-          // The request id doubles as the update id: a retried HTTP request is one action, not two.
-          updateId: req.id,
+          // With an Idempotency-Key a retried action is the same update, answered once; without, each is new.
+          updateId: req.get('idempotency-key') ? `${user.id}:${req.get('idempotency-key')}` : randomUUID(),
           args: [{ ...body, ...ids, actor, requestId: req.id }],
         });
         res.json({ ...toViewFromSnapshot(snapshot), workflowId: caseWorkflowId(caseId) });

@@ -39,7 +39,22 @@ export function idempotent(db: Kysely<Database>): RequestHandler {
       })
       .onConflict((oc) => oc.columns(['user_id', 'idempotency_key']).doNothing())
       .returning('status')
-      .executeTakeFirst();
+      .executeTakeFirst()
+      .then(
+        async (row) =>
+          row ??
+          // A claim abandoned by a crashed process (no answer after a minute) is taken over.
+          db
+            .updateTable('idempotency_keys')
+            .set({ created_at: new Date() })
+            .where('user_id', '=', user.id)
+            .where('idempotency_key', '=', key)
+            .where('request_hash', '=', requestHash)
+            .where('status', 'is', null)
+            .where('created_at', '<', new Date(Date.now() - 60_000))
+            .returning('status')
+            .executeTakeFirst(),
+      );
 
     if (claimed) {
       const json = res.json.bind(res);

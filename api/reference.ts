@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import type { Kysely } from 'kysely';
 import type { z } from 'zod';
@@ -88,7 +89,12 @@ export function referenceRoutes({ db }: { db: Kysely<Database> }): Router {
     router.put(`/v1/${spec.kind}/:id`, async (req, res) => {
       const actor = actorOf(req);
       const user = userOf(req);
-      requireRoles(user, ['staff', 'clinical_director', 'admin'], `managing ${spec.kind}`);
+      // Outside providers are one directory shared by every agency: only admins edit it.
+      requireRoles(
+        user,
+        spec.kind === 'providers' ? ['admin'] : ['staff', 'clinical_director', 'admin'],
+        `managing ${spec.kind}`,
+      );
       const { id } = parse(referenceIdParams, req.params, 'path');
       const body = parse(spec.schema, req.body, 'body');
       const agencyId = (body as { agencyId?: string }).agencyId;
@@ -102,7 +108,7 @@ export function referenceRoutes({ db }: { db: Kysely<Database> }): Router {
         const result = await upsertReference(trx, spec.kind, spec.toRow(id, body));
         if (result !== 'unchanged') {
           await appendAuditEvent(trx, {
-            eventKey: `${spec.singular}:${id}:${req.id}`,
+            eventKey: `${spec.singular}:${id}:${randomUUID()}`,
             actor,
             action: `${spec.singular}.${result}`,
             clientId: spec.kind === 'clients' ? id : null,

@@ -110,8 +110,15 @@ export function transferRoutes({
             requested_by_role: actor.role,
           })
           .execute();
+        await temporal.workflow.start(caseloadTransferWorkflow, {
+          workflowId: transferWorkflowId(transferId),
+          taskQueue,
+          args: [{ transferId, lastDay: body.lastDay }],
+        });
+        // Last, so the audit chain's lock is held only for the commit, not across the call to Temporal.
         await appendAuditEvent(trx, {
           eventKey: `transfer:${transferId}:requested`,
+          agencyId: counselor.agency_id,
           actor,
           action: 'transfer.requested',
           outcome: 'done',
@@ -119,11 +126,6 @@ export function transferRoutes({
           sourceAddress: req.ip ?? null,
           workflowId: transferWorkflowId(transferId),
           after: { counselorId: body.counselorId, lastDay: body.lastDay, expected },
-        });
-        await temporal.workflow.start(caseloadTransferWorkflow, {
-          workflowId: transferWorkflowId(transferId),
-          taskQueue,
-          args: [{ transferId, lastDay: body.lastDay }],
         });
       });
     } catch (error) {

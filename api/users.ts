@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
@@ -35,7 +36,7 @@ export function userRoutes({ db }: { db: Kysely<Database> }): Router {
     await db.transaction().execute(async (trx) => {
       await upsertUser(trx, { id: userId, role: body.role, agencyId: admin.agencyId, name: body.name });
       await appendAuditEvent(trx, {
-        eventKey: `user:${userId}:${req.id}`,
+        eventKey: `user:${userId}:${randomUUID()}`,
         actor,
         action: existing ? 'user.updated' : 'user.created',
         outcome: 'done',

@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Kysely } from 'kysely';
 import { type Anchor, chainHead } from './audit';
@@ -10,9 +10,26 @@ import type { Database } from './schema';
  */
 export function lastAnchor(file: string): Anchor | null {
   if (!existsSync(file)) return null;
-  const lines = readFileSync(file, 'utf8').trim().split('\n').filter(Boolean);
-  const last = lines.at(-1);
-  return last ? (JSON.parse(last) as Anchor) : null;
+  // Only the tail is read; a line cut short by a crash is skipped for the one before it.
+  const size = statSync(file).size;
+  const fd = openSync(file, 'r');
+  try {
+    const length = Math.min(size, 64 * 1024);
+    const buffer = Buffer.alloc(length);
+    readSync(fd, buffer, 0, length, size - length);
+    const lines = buffer.toString('utf8').split('\n').filter(Boolean).reverse();
+    for (const line of lines) {
+      try {
+        const anchor = JSON.parse(line) as Anchor;
+        if (anchor.seq && anchor.hash) return anchor;
+      } catch {
+        // a partial line: try the one before
+      }
+    }
+    return null;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Appends the current head unless it is already the last anchor; returns the anchor in force. */

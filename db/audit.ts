@@ -8,6 +8,8 @@ export const GENESIS_HASH = '0'.repeat(64);
 export interface AuditEventInput {
   /** Business key that makes the write idempotent, e.g. `<caseId>:opened`. */
   eventKey: string;
+  /** The agency the event belongs to; found from the case, else from the acting user, when not given. */
+  agencyId?: string | null;
   actor: { id: string; role: Role | 'system' };
   action: string;
   caseId?: string | null;
@@ -57,6 +59,8 @@ export function hashEvent(row: HashedFields): string {
     activity_id: row.activity_id,
     before: row.before,
     after: row.after,
+    // Left out when null, so events written before the column existed keep their hashes.
+    agency_id: row.agency_id ?? undefined,
   });
   return createHash('sha256').update(row.prev_hash).update('\n').update(content).digest('hex');
 }
@@ -86,8 +90,20 @@ export async function appendAuditEvent(
     .orderBy('seq', 'desc')
     .limit(1)
     .executeTakeFirst();
+  const agencyId =
+    input.agencyId ??
+    (input.caseId
+      ? (await trx.selectFrom('cases').select('agency_id').where('case_id', '=', input.caseId).executeTakeFirst())
+          ?.agency_id
+      : undefined) ??
+    (input.actor.role !== 'system'
+      ? (await trx.selectFrom('users').select('agency_id').where('user_id', '=', input.actor.id).executeTakeFirst())
+          ?.agency_id
+      : undefined) ??
+    null;
   const row: HashedFields = {
     seq: String(BigInt(last?.seq ?? 0) + 1n),
+    agency_id: agencyId,
     event_key: input.eventKey,
     occurred_at: new Date(),
     actor_id: input.actor.id,
@@ -205,12 +221,14 @@ export interface AuditFilter {
   action?: string;
   from?: Date;
   to?: Date;
+  /** Only this agency's events. */
+  agencyId: string;
   /** The head when the export began: later events are not part of it. */
   upToSeq: string;
 }
 
 function filtered(db: Kysely<Database>, filter: AuditFilter) {
-  let query = db.selectFrom('audit_events').where('seq', '<=', filter.upToSeq);
+  let query = db.selectFrom('audit_events').where('seq', '<=', filter.upToSeq).where('agency_id', '=', filter.agencyId);
   if (filter.caseId) query = query.where('case_id', '=', filter.caseId);
   if (filter.clientId) query = query.where('client_id', '=', filter.clientId);
   if (filter.actorId) query = query.where('actor_id', '=', filter.actorId);

@@ -141,6 +141,7 @@ export interface AuditEventsTable {
   after: Json;
   prev_hash: string;
   hash: string;
+  agency_id: ColumnType<string | null, string | null | undefined, never>;
 }
 
 export interface Database {
@@ -227,7 +228,7 @@ export interface ProvidersTable {
   updated_at: Timestamp;
 }
 
-export type TransferStatus = 'opening' | 'open' | 'cancelled' | 'finished';
+export type TransferStatus = 'opening' | 'open' | 'cancelled' | 'finished' | 'failed';
 
 export interface TransfersTable {
   transfer_id: string;

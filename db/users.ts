@@ -66,8 +66,12 @@ export async function upsertUser(db: Kysely<Database>, user: User): Promise<void
   await db
     .insertInto('users')
     .values({ user_id: user.id, role: user.role, agency_id: user.agencyId, name: user.name })
+    // A user never moves between agencies: an id taken in another agency is left alone.
     .onConflict((oc) =>
-      oc.column('user_id').doUpdateSet({ role: user.role, agency_id: user.agencyId, name: user.name }),
+      oc
+        .column('user_id')
+        .doUpdateSet({ role: user.role, name: user.name })
+        .where('users.agency_id', '=', user.agencyId),
     )
     .execute();
 }

@@ -202,6 +202,15 @@ describe('the trail for compliance', () => {
         .execute();
       return exported.length === 2;
     });
+    // Another agency's compliance sees none of it.
+    const stranger = { ...COMPLIANCE, agencyId: 'agency-elsewhere' };
+    // Only the manifest line comes back, so the helper has already parsed it as JSON.
+    const foreign = await stack.request('GET', `/v1/audit?caseId=${c.caseId}`, { actor: stranger });
+    expect(foreign.body.manifest.count).toBe(0);
+    const foreignDisclosures = await stack.request('GET', `/v1/clients/${(await c.view()).clientId}/disclosures`, {
+      actor: stranger,
+    });
+    expect(foreignDisclosures.body.disclosures).toEqual([]);
     const verify = await stack.request('GET', '/v1/audit/verify', { actor: COMPLIANCE });
     expect(verify.body).toMatchObject({ ok: true, firstBroken: null });
 

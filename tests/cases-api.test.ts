@@ -132,6 +132,15 @@ describe('POST /v1/cases', () => {
     expect(events.some((e) => e.action === 'case.viewed.details' && e.actor_id === 'staff-1')).toBe(true);
   });
 
+  test('when a client already has an open case, then a second one is refused with 409', async () => {
+    const body = newCase();
+    expect((await stack.request('POST', '/v1/cases', { body })).status).toBe(202);
+    await openedCase(body.caseId);
+    const second = await stack.request('POST', '/v1/cases', { body: { ...body, caseId: randomUUID() } });
+    expect(second.status).toBe(409);
+    expect(second.body.rule).toBe('one_open_case');
+  });
+
   test('when no caseId is given, then one is generated', async () => {
     const { caseId, ...body } = newCase();
     const res = await stack.request('POST', '/v1/cases', { body });

@@ -1,5 +1,7 @@
 import {
   ApplicationFailure,
+  ContinueAsNew,
+  isCancellation,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -35,6 +37,8 @@ export interface TransferInput {
   opened?: number;
   phase?: TransferPhase;
   cancel?: CancelTransferInput | null;
+  /** Where cancelling had got to: a case id, never the opening cursor's client id. */
+  cancelCursor?: string | null;
 }
 
 export type TransferPhase = 'opening' | 'open' | 'cancelling' | 'cancelled' | 'finished';
@@ -60,6 +64,22 @@ const PAGES_PER_RUN = 25;
 
 /** A relocating counselor's whole caseload: opens one case per client, in pages, and can cancel them all. */
 export async function caseloadTransferWorkflow(input: TransferInput): Promise<TransferState> {
+  try {
+    return await runTransfer(input);
+  } catch (error) {
+    if (error instanceof ContinueAsNew || isCancellation(error)) throw error;
+    // A transfer that cannot go on says so, and no longer blocks a new one for the counselor.
+    await setTransferStatus({
+      transferId: input.transferId,
+      status: 'failed',
+      actor: null,
+      reason: String((error as Error).message),
+    });
+    throw error;
+  }
+}
+
+async function runTransfer(input: TransferInput): Promise<TransferState> {
   const pageSize = input.pageSize ?? 200;
   const state: TransferState = {
     transferId: input.transferId,
@@ -113,8 +133,10 @@ export async function caseloadTransferWorkflow(input: TransferInput): Promise<Tr
       opened: state.opened,
       phase: state.phase,
       cancel,
+      cancelCursor,
     });
   };
+  let cancelCursor: string | null = input.cancelCursor ?? null;
 
   let pages = 0;
   while (state.phase === 'opening' && !cancel) {
@@ -140,20 +162,17 @@ export async function caseloadTransferWorkflow(input: TransferInput): Promise<Tr
   }
 
   state.phase = 'cancelling';
-  let after: string | null = input.phase === 'cancelling' ? state.cursor : null;
-  if (input.phase !== 'cancelling') state.cursor = null;
   pages = 0;
   for (;;) {
     const page = await cancelTransferPage({
       transferId: input.transferId,
-      afterCaseId: after,
+      afterCaseId: cancelCursor,
       pageSize,
       actor: cancel.actor,
       reason: cancel.reason,
     });
-    after = page.nextCaseId;
-    state.cursor = after;
-    if (!after) break;
+    cancelCursor = page.nextCaseId;
+    if (!cancelCursor) break;
     if (++pages >= PAGES_PER_RUN || workflowInfo().continueAsNewSuggested) await carryOn();
   }
   state.phase = 'cancelled';
