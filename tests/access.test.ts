@@ -1,12 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import pino from 'pino';
-import { openDatabase } from '../db/database';
 import { createToken, upsertUser } from '../db/users';
 import type { Role } from '../domain/case';
-import { openTemporalClient } from '../temporal';
 import { COUNSELOR, CaseDriver, caseBody } from './support/cases';
-import { testContext } from './support/context';
-import { type TestActor, type TestStack, eventually, listen, send, startStack, tokenFor } from './support/stack';
+import { type TestActor, type TestStack, eventually, send, startStack, tokenFor, withApp } from './support/stack';
 
 let stack: TestStack;
 let own: CaseDriver;
@@ -142,30 +138,14 @@ describe('tokens', () => {
   });
 
   test('when a token makes more requests a minute than allowed, then 429 with Retry-After', async () => {
-    const context = testContext();
-    const database = openDatabase(context.databaseUrl);
-    const temporal = openTemporalClient(context.temporalAddress, 'default');
-    const api = await listen({
-      db: database.db,
-      temporal: temporal.client,
-      taskQueue: 'unused',
-      logger: pino({ level: 'silent' }),
-      health: { postgres: database.ping, temporal: temporal.ping },
-      rateLimitPerMinute: 5,
-    });
-    try {
+    await withApp({ rateLimitPerMinute: 5 }, async (url) => {
       const token = await tokenFor(stack.db, ACTORS.clinical_director);
       const statuses: number[] = [];
-      for (let i = 0; i < 6; i++)
-        statuses.push((await send(api.url, 'GET', `/v1/cases/${own.caseId}`, { token })).status);
+      for (let i = 0; i < 6; i++) statuses.push((await send(url, 'GET', `/v1/cases/${own.caseId}`, { token })).status);
       expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
-      const limited = await send<any>(api.url, 'GET', `/v1/cases/${own.caseId}`, { token });
+      const limited = await send<any>(url, 'GET', `/v1/cases/${own.caseId}`, { token });
       expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
-    } finally {
-      await api.close();
-      await database.close();
-      await temporal.close();
-    }
+    });
   });
 });
 

@@ -1,11 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import pino from 'pino';
-import { openDatabase } from '../db/database';
 import { listCaseAuditEvents } from '../db/audit';
-import { openTemporalClient } from '../temporal';
-import { testContext } from './support/context';
 import { today } from './support/cases';
-import { type TestStack, eventually, listen, send, startStack, tokenFor } from './support/stack';
+import { type TestStack, eventually, send, startStack, tokenFor, withApp } from './support/stack';
 
 let stack: TestStack;
 beforeAll(async () => {
@@ -44,60 +40,32 @@ describe('health', () => {
   });
 
   test('when PostgreSQL is unreachable, then 503 names postgres and requests get a clear 503', async () => {
-    const context = testContext();
-    const deadDb = openDatabase('postgres://postgres:postgres@127.0.0.1:1/none');
-    const temporal = openTemporalClient(context.temporalAddress, 'default');
-    const api = await listen({
-      db: deadDb.db,
-      temporal: temporal.client,
-      taskQueue: 'unused',
-      logger: pino({ level: 'silent' }),
-      health: { postgres: deadDb.ping, temporal: temporal.ping },
-    });
-    try {
-      const health = await send<any>(api.url, 'GET', '/health');
+    const token = await tokenFor(stack.db, { id: 'staff-1', role: 'staff' });
+    await withApp({ databaseUrl: 'postgres://postgres:postgres@127.0.0.1:1/none' }, async (url) => {
+      const health = await send<any>(url, 'GET', '/health');
       expect(health.status).toBe(503);
       expect(health.body).toEqual({ status: 'unavailable', postgres: 'unavailable', temporal: 'ok' });
-      const token = await tokenFor(stack.db, { id: 'staff-1', role: 'staff' });
-      const read = await send<any>(api.url, 'GET', `/v1/cases/${randomUUID()}`, { token });
+      const read = await send<any>(url, 'GET', `/v1/cases/${randomUUID()}`, { token });
       expect(read.status).toBe(503);
       expect(read.headers.get('content-type')).toMatch(/application\/problem\+json/);
       expect(read.body.dependency).toBe('postgres');
-    } finally {
-      await api.close();
-      await deadDb.close();
-      await temporal.close();
-    }
+    });
   });
 
   test('when Temporal is unreachable, then 503 names temporal and a new case is refused with 503', async () => {
-    const context = testContext();
-    const db = openDatabase(context.databaseUrl);
-    const deadTemporal = openTemporalClient('127.0.0.1:1', 'default');
-    const api = await listen({
-      db: db.db,
-      temporal: deadTemporal.client,
-      taskQueue: 'unused',
-      logger: pino({ level: 'silent' }),
-      health: { postgres: db.ping, temporal: deadTemporal.ping },
-    });
-    try {
-      const health = await send<any>(api.url, 'GET', '/health');
+    const token = await tokenFor(stack.db, { id: 'staff-1', role: 'staff' });
+    await withApp({ temporalAddress: '127.0.0.1:1' }, async (url, db) => {
+      const health = await send<any>(url, 'GET', '/health');
       expect(health.status).toBe(503);
       expect(health.body).toEqual({ status: 'unavailable', postgres: 'ok', temporal: 'unavailable' });
       const body = newCase();
-      const token = await tokenFor(stack.db, { id: 'staff-1', role: 'staff' });
-      const start = await send<any>(api.url, 'POST', '/v1/cases', { body, token });
+      const start = await send<any>(url, 'POST', '/v1/cases', { body, token });
       expect(start.status).toBe(503);
       expect(start.body.dependency).toBe('temporal');
       expect(
-        await db.db.selectFrom('cases').select('case_id').where('case_id', '=', body.caseId).executeTakeFirst(),
+        await db.selectFrom('cases').select('case_id').where('case_id', '=', body.caseId).executeTakeFirst(),
       ).toBeUndefined();
-    } finally {
-      await api.close();
-      await db.close();
-      await deadTemporal.close();
-    }
+    });
   });
 });
 

@@ -104,6 +104,34 @@ export async function listen(deps: AppDeps): Promise<{ url: string; close(): Pro
 }
 
 /**
+ * An app of its own (no worker) wired to the given PostgreSQL and Temporal, which may be dead addresses,
+ * for the time of `run`; the suite's servers unless told otherwise.
+ */
+export async function withApp(
+  options: { databaseUrl?: string; temporalAddress?: string; rateLimitPerMinute?: number },
+  run: (url: string, db: Db) => Promise<void>,
+): Promise<void> {
+  const context = testContext();
+  const database = openDatabase(options.databaseUrl ?? context.databaseUrl);
+  const temporal = openTemporalClient(options.temporalAddress ?? context.temporalAddress, 'default');
+  const api = await listen({
+    db: database.db,
+    temporal: temporal.client,
+    taskQueue: 'unused',
+    logger: pino({ level: 'silent' }),
+    health: { postgres: database.ping, temporal: temporal.ping },
+    rateLimitPerMinute: options.rateLimitPerMinute,
+  });
+  try {
+    await run(api.url, database.db);
+  } finally {
+    await api.close();
+    await database.close();
+    await temporal.close();
+  }
+}
+
+/**
  * A real stack for one test file: the suite's PostgreSQL and Temporal, a worker on its own
  * task queue running the bundled workflows with real activities, and the API listening on a free port.
  */
