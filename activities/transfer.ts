@@ -2,11 +2,12 @@ import { derivedUuid } from '../ids';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import { appendAuditEvent } from '../db/audit';
+import { type ReceiverLoad, lockProposals, receiverLoads, requiredSpecialties } from '../db/proposals';
 import type { Database, TransferStatus } from '../db/schema';
 import { type Actor, caseWorkflowId } from '../domain/case';
-import type { Candidate, RiskFlag } from '../domain/process';
+import type { Candidate } from '../domain/process';
 import type { CaseInput } from '../workflows/case';
 
 export interface TransferActivityDeps {
@@ -35,18 +36,6 @@ export interface TransferPageResult {
 /** The case id of one client in one transfer: the same every time, so a retried start is a no-op. */
 export function transferCaseId(transferId: string, clientId: string): string {
   return derivedUuid(`transfer:${transferId}:${clientId}`);
-}
-
-/** Specialties a receiver needs for a client: the client's needs, and one per risk flag. */
-export function requiredSpecialties(needs: string[], riskFlags: RiskFlag[]): string[] {
-  return [...new Set([...needs, ...riskFlags])];
-}
-
-export interface ReceiverLoad {
-  clinicianId: string;
-  capacity: number;
-  load: number;
-  specialties: string[];
 }
 
 /**
@@ -131,7 +120,7 @@ export function createTransferActivities({ db, temporal, taskQueue, startConcurr
         return { nextClientId: null, started: 0, alreadyStarted: 0, openedTotal: transfer.opened };
 
       const proposals = await db.transaction().execute(async (trx) => {
-        await sql`select pg_advisory_xact_lock(hashtext(${`proposals:${transfer.agency_id}`}))`.execute(trx);
+        await lockProposals(trx, transfer.agency_id);
         const caseIds = clients.map((c) => transferCaseId(transfer.transfer_id, c.client_id));
         const existing = await trx
           .selectFrom('proposals')
@@ -139,34 +128,7 @@ export function createTransferActivities({ db, temporal, taskQueue, startConcurr
           .where('case_id', 'in', caseIds)
           .execute();
         const known = new Map(existing.map((p) => [p.case_id, p.clinician_id]));
-        const receivers = await trx
-          .selectFrom('clinicians as c')
-          .select(['c.clinician_id', 'c.capacity', 'c.specialties'])
-          .select((eb) => [
-            eb
-              .selectFrom('clients as cl')
-              .select((e) => e.fn.countAll<string>().as('n'))
-              .whereRef('cl.counselor_id', '=', 'c.clinician_id')
-              .where('cl.active', '=', true)
-              .as('caseload'),
-            eb
-              .selectFrom('proposals as p')
-              .innerJoin('transfers as t', 't.transfer_id', 'p.transfer_id')
-              .select((e) => e.fn.countAll<string>().as('n'))
-              .whereRef('p.clinician_id', '=', 'c.clinician_id')
-              .where('t.status', 'in', ['opening', 'open'])
-              .as('proposed'),
-          ])
-          .where('c.agency_id', '=', transfer.agency_id)
-          .where('c.active', '=', true)
-          .where('c.clinician_id', '!=', transfer.counselor_id)
-          .execute();
-        const loads: ReceiverLoad[] = receivers.map((r) => ({
-          clinicianId: r.clinician_id,
-          capacity: r.capacity,
-          load: Number(r.caseload ?? 0) + Number(r.proposed ?? 0),
-          specialties: r.specialties,
-        }));
+        const loads = await receiverLoads(trx, transfer.agency_id, { exceptClinicianId: transfer.counselor_id });
         const chosen = new Map<string, string | null>();
         const fresh: { case_id: string; transfer_id: string; client_id: string; clinician_id: string | null }[] = [];
         for (const c of clients) {

@@ -3,6 +3,7 @@ import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { Router } from 'express';
 import { type Kysely, sql } from 'kysely';
 import { appendAuditEvent } from '../db/audit';
+import { lockProposals, receiverLoads, requiredSpecialties } from '../db/proposals';
 import type { Database } from '../db/schema';
 import { caseWorkflowId } from '../domain/case';
 import { proposeReferralUpdate } from '../workflows/case';
@@ -282,23 +283,61 @@ export function transferRoutes({
         rule: 'unknown_receiver',
       });
     }
-    const snapshot = await temporal.workflow.getHandle(caseWorkflowId(caseId)).executeUpdate(proposeReferralUpdate, {
-      args: [
-        {
-          actor,
-          requestId: req.id,
-          replace: true,
-          candidates: [
-            { providerId: clinician.clinician_id, name: clinician.name, external: false, contact: clinician.contact },
-          ],
-        },
-      ],
+    // Under the agency's proposal lock: the receiver must have room and every specialty the client needs.
+    await db.transaction().execute(async (trx) => {
+      await lockProposals(trx, transfer.agency_id);
+      const [receiver] = await receiverLoads(trx, transfer.agency_id, {
+        exceptClinicianId: transfer.counselor_id,
+        onlyClinicianId: clinicianId,
+      });
+      const client = await trx
+        .selectFrom('clients')
+        .select(['needs', 'risk_flags'])
+        .where('client_id', '=', proposal.client_id)
+        .executeTakeFirstOrThrow();
+      const already = proposal.clinician_id === clinicianId ? 1 : 0;
+      if (!receiver || receiver.load - already >= receiver.capacity) {
+        throw problem(422, `${clinicianId} has no room left (capacity ${receiver?.capacity ?? 0})`, {
+          rule: 'receiver_full',
+        });
+      }
+      const missing = requiredSpecialties(client.needs, client.risk_flags).filter(
+        (need) => !receiver.specialties.includes(need),
+      );
+      if (missing.length > 0) {
+        throw problem(422, `${clinicianId} lacks what this client needs: ${missing.join(', ')}`, {
+          rule: 'receiver_lacks_specialty',
+        });
+      }
+      await trx
+        .updateTable('proposals')
+        .set({ clinician_id: clinicianId, overridden_by: actor.id })
+        .where('case_id', '=', caseId)
+        .execute();
     });
-    await db
-      .updateTable('proposals')
-      .set({ clinician_id: clinicianId, overridden_by: actor.id })
-      .where('case_id', '=', caseId)
-      .execute();
+    let snapshot;
+    try {
+      snapshot = await temporal.workflow.getHandle(caseWorkflowId(caseId)).executeUpdate(proposeReferralUpdate, {
+        args: [
+          {
+            actor,
+            requestId: req.id,
+            replace: true,
+            candidates: [
+              { providerId: clinician.clinician_id, name: clinician.name, external: false, contact: clinician.contact },
+            ],
+          },
+        ],
+      });
+    } catch (error) {
+      // The case refused (or could not be reached): the earlier proposal stands.
+      await db
+        .updateTable('proposals')
+        .set({ clinician_id: proposal.clinician_id, overridden_by: proposal.overridden_by })
+        .where('case_id', '=', caseId)
+        .execute();
+      throw error;
+    }
     res.json({ caseId, clinicianId, step: snapshot.step, waitingFor: snapshot.waitingFor });
   });
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { importCsv } from '../db/csv-import';
+import { clinicianRow, upsertReference } from '../db/reference';
 import { DIRECTOR, STAFF, saveHistory, today } from './support/cases';
 import { seedCaseload } from './support/caseload';
 import { type TestActor, type TestStack, eventually, startStack } from './support/stack';
@@ -123,13 +124,38 @@ describe('caseload transfer', () => {
     const dv = cases.find((c) => c.client_id === seed.clientIds[7])!;
     expect(dv.risk_flags).toEqual(['domestic_violence']);
 
-    // A director overrides one proposal.
+    // A director overrides one proposal: not to a receiver already full, but to one with room.
     const target = cases.find((c) => c.client_id === seed.clientIds[3])!;
+    const current = proposals.find((p) => p.client_id === seed.clientIds[3])!.clinician_id;
+    const full = seed.receivers.find((r) => r.id !== current && (load.get(r.id) ?? 0) >= r.capacity)!;
+    const refused = await stack.request('POST', `/v1/transfers/${transferId}/cases/${target.case_id}/proposal`, {
+      body: { clinicianId: full.id },
+      actor: as(DIRECTOR, seed),
+    });
+    expect([refused.status, refused.body.rule]).toEqual([422, 'receiver_full']);
+    await upsertReference(
+      stack.db,
+      'clinicians',
+      clinicianRow(`spare-${seed.agencyId}`, {
+        agencyId: seed.agencyId,
+        name: 'Spare',
+        capacity: 3,
+        specialties: [],
+        active: true,
+        contact: 'ext 9',
+      }),
+    );
     const override = await stack.request('POST', `/v1/transfers/${transferId}/cases/${target.case_id}/proposal`, {
-      body: { clinicianId: seed.receivers[2]!.id },
+      body: { clinicianId: `spare-${seed.agencyId}` },
       actor: as(DIRECTOR, seed),
     });
     expect(override.status).toBe(200);
+    const overridden = await stack.db
+      .selectFrom('proposals')
+      .select(['clinician_id', 'overridden_by'])
+      .where('case_id', '=', target.case_id)
+      .executeTakeFirstOrThrow();
+    expect(overridden.clinician_id).toBe(`spare-${seed.agencyId}`);
     const byStaff = await stack.request('POST', `/v1/transfers/${transferId}/cases/${target.case_id}/proposal`, {
       body: { clinicianId: seed.receivers[1]!.id },
       actor: as(STAFF, seed),
