@@ -10,6 +10,7 @@ import { openDatabase } from '../db/database';
 import { migrateToLatest } from '../db/migrate';
 import { findTemporalTool, freePort, startEmbeddedPostgres, startTemporalDevServer } from '../scripts/dev-services';
 import { seedCaseload } from '../tests/support/caseload';
+import { createToken, upsertUser } from '../db/users';
 import { openTemporalClient } from '../temporal';
 
 /**
@@ -77,6 +78,18 @@ async function main(): Promise<void> {
       clients: CLIENTS,
       receivers: [{ capacity: CLIENTS }, { capacity: CLIENTS }],
     });
+    await upsertUser(database.db, { id: 'bench-staff', role: 'staff', agencyId: seed.agencyId, name: 'bench' });
+    const { token } = await createToken(database.db, 'bench-staff');
+    const headers = { authorization: `Bearer ${token}` };
+    const call = async <T>(path: string, init: RequestInit = {}): Promise<T> => {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+        ...init,
+        headers: { ...headers, ...(init.headers ?? {}) },
+      });
+      const body = (await res.json()) as T;
+      if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(body)}`);
+      return body;
+    };
     const server = createApp({
       db: database.db,
       temporal: temporal.client,
@@ -86,28 +99,20 @@ async function main(): Promise<void> {
     }).listen(0);
     const port = (server.address() as { port: number }).port;
     const t1 = performance.now();
-    const res = await fetch(`http://127.0.0.1:${port}/v1/transfers`, {
+    const { transferId } = await call<{ transferId: string }>('/v1/transfers', {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-actor-id': 'bench', 'x-actor-role': 'staff' },
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
         counselorId: seed.counselorId,
         lastDay: new Date(Date.now() + 60 * 86_400_000).toISOString().slice(0, 10),
       }),
     });
-    const { transferId } = (await res.json()) as { transferId: string };
     let started = 0;
     let written = 0;
     const progressAt: number[] = [];
     for (;;) {
-      const p = (await (
-        await fetch(`http://127.0.0.1:${port}/v1/transfers/${transferId}`, {
-          headers: { 'x-actor-id': 'bench', 'x-actor-role': 'staff' },
-        })
-      ).json()) as { started: number; cases: number };
       const q0 = performance.now();
-      await fetch(`http://127.0.0.1:${port}/v1/transfers/${transferId}`, {
-        headers: { 'x-actor-id': 'bench', 'x-actor-role': 'staff' },
-      });
+      const p = await call<{ started: number; cases: number }>(`/v1/transfers/${transferId}`);
       progressAt.push(performance.now() - q0);
       started = p.started;
       written = p.cases;
