@@ -345,7 +345,7 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
           throw ended ? problem(409, `case is already ${ended.status}`) : problem(404, `no case ${caseId}`);
         }
         if (error instanceof WorkflowUpdateFailedError && error.cause instanceof ApplicationFailure) {
-          await recordRefusal(req, actor, caseId, route.update.name, error.cause);
+          await recordRefusal(req, actor, owner, route.update.name, error.cause);
         }
         throw error;
       }
@@ -353,15 +353,8 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
   }
 
   /** A refused action leaves its trace too: who tried what, and the rule that said no. */
-  async function recordRefusal(
-    req: Request,
-    actor: Actor,
-    caseId: string,
-    action: string,
-    failure: ApplicationFailure,
-  ) {
-    const row = await findCase(db, caseId);
-    if (!row) return;
+  async function recordRefusal(req: Request, actor: Actor, row: CaseRow, action: string, failure: ApplicationFailure) {
+    const caseId = row.case_id;
     const rule = (failure.details?.[0] as { rule?: string } | undefined)?.rule ?? failure.type ?? 'refused';
     await db.transaction().execute((trx) =>
       appendAuditEvent(trx, {

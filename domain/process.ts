@@ -2,7 +2,7 @@
  * The case process: its state, its policy, and the rules that refuse an action.
  * Pure functions of the state, shared by the workflow (validators) and tests; no I/O.
  */
-import type { Actor, CaseKind, CaseReason } from './case';
+import type { Actor, CaseKind, CaseReason, CaseStatus } from './case';
 
 export const RISK_FLAGS = ['suicide_risk', 'domestic_violence', 'recent_relapse'] as const;
 export type RiskFlag = (typeof RISK_FLAGS)[number];
@@ -120,7 +120,7 @@ export interface CaseFacts {
 export interface CaseProcessState {
   facts: CaseFacts;
   policy: Policy;
-  status: 'opening' | 'open' | 'closed' | 'cancelled' | 'rejected';
+  status: CaseStatus;
   step: Step;
   review: {
     state: 'awaiting_review' | 'sent_back' | 'approved' | 'rejected';

@@ -1,9 +1,7 @@
 import { sql } from 'kysely';
 import { STAFF, today } from './support/cases';
 import { seedCaseload } from './support/caseload';
-import { type TestActor, type TestStack, eventually, startStack } from './support/stack';
-
-const as = (actor: TestActor, seed: { agencyId: string }): TestActor => ({ ...actor, agencyId: seed.agencyId });
+import { type TestStack, eventually, inAgency, startStack } from './support/stack';
 
 let stack: TestStack;
 beforeAll(async () => {
@@ -20,7 +18,7 @@ test('when a 2,000-client transfer loses its worker midway, then a new worker fi
   });
   const start = await stack.request('POST', '/v1/transfers', {
     body: { counselorId: seed.counselorId, lastDay: today(60) },
-    actor: as(STAFF, seed),
+    actor: inAgency(STAFF, seed),
   });
   expect(start.status).toBe(202);
   const transferId: string = start.body.transferId;
@@ -55,7 +53,7 @@ test('when a 2,000-client transfer loses its worker midway, then a new worker fi
   }>`select count(*) as n from proposals where transfer_id = ${transferId}`.execute(stack.db);
   expect(Number(proposals.rows[0]!.n)).toBe(2000);
   const progress = await eventually(async () => {
-    const res = await stack.request('GET', `/v1/transfers/${transferId}`, { actor: as(STAFF, seed) });
+    const res = await stack.request('GET', `/v1/transfers/${transferId}`, { actor: inAgency(STAFF, seed) });
     return res.body.status === 'open' ? res.body : undefined;
   });
   expect(progress).toMatchObject({ expected: 2000, started: 2000, cases: 2000 });

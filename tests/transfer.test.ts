@@ -3,9 +3,7 @@ import { importCsv } from '../db/csv-import';
 import { clinicianRow, upsertReference } from '../db/reference';
 import { DIRECTOR, STAFF, saveHistory, today } from './support/cases';
 import { seedCaseload } from './support/caseload';
-import { type TestActor, type TestStack, eventually, startStack } from './support/stack';
-
-const as = (actor: TestActor, seed: { agencyId: string }): TestActor => ({ ...actor, agencyId: seed.agencyId });
+import { type TestStack, eventually, inAgency, startStack } from './support/stack';
 
 let stack: TestStack;
 beforeAll(async () => {
@@ -81,14 +79,14 @@ describe('caseload transfer', () => {
     });
     const start = await stack.request('POST', '/v1/transfers', {
       body: { counselorId: seed.counselorId, lastDay: today(30) },
-      actor: as(STAFF, seed),
+      actor: inAgency(STAFF, seed),
     });
     expect(start.status).toBe(202);
     const transferId: string = start.body.transferId;
     expect(start.body.expected).toBe(40);
 
     const progress = await eventually(async () => {
-      const res = await stack.request('GET', `/v1/transfers/${transferId}`, { actor: as(DIRECTOR, seed) });
+      const res = await stack.request('GET', `/v1/transfers/${transferId}`, { actor: inAgency(DIRECTOR, seed) });
       return res.body.cases === 40 && res.body.status === 'open' ? res.body : undefined;
     }, 60_000);
     expect(progress).toMatchObject({
@@ -130,7 +128,7 @@ describe('caseload transfer', () => {
     const full = seed.receivers.find((r) => r.id !== current && (load.get(r.id) ?? 0) >= r.capacity)!;
     const refused = await stack.request('POST', `/v1/transfers/${transferId}/cases/${target.case_id}/proposal`, {
       body: { clinicianId: full.id },
-      actor: as(DIRECTOR, seed),
+      actor: inAgency(DIRECTOR, seed),
     });
     expect([refused.status, refused.body.rule]).toEqual([422, 'receiver_full']);
     await upsertReference(
@@ -147,7 +145,7 @@ describe('caseload transfer', () => {
     );
     const override = await stack.request('POST', `/v1/transfers/${transferId}/cases/${target.case_id}/proposal`, {
       body: { clinicianId: `spare-${seed.agencyId}` },
-      actor: as(DIRECTOR, seed),
+      actor: inAgency(DIRECTOR, seed),
     });
     expect(override.status).toBe(200);
     const overridden = await stack.db
@@ -158,14 +156,14 @@ describe('caseload transfer', () => {
     expect(overridden.clinician_id).toBe(`spare-${seed.agencyId}`);
     const byStaff = await stack.request('POST', `/v1/transfers/${transferId}/cases/${target.case_id}/proposal`, {
       body: { clinicianId: seed.receivers[1]!.id },
-      actor: as(STAFF, seed),
+      actor: inAgency(STAFF, seed),
     });
     expect(byStaff.status).toBe(403);
 
     // The move falls through: every open case is cancelled, saying why.
     const cancel = await stack.request('POST', `/v1/transfers/${transferId}/cancel`, {
       body: { reason: 'the relocation fell through' },
-      actor: as(DIRECTOR, seed),
+      actor: inAgency(DIRECTOR, seed),
     });
     expect(cancel.status).toBe(202);
     await eventually(async () => (await casesOf(transferId)).every((c) => c.status === 'cancelled'), 60_000);
@@ -204,25 +202,25 @@ describe('caseload transfer', () => {
 
     const unknown = await stack.request('POST', '/v1/transfers', {
       body: { counselorId: 'nobody-here', lastDay: today(30) },
-      actor: as(STAFF, seed),
+      actor: inAgency(STAFF, seed),
     });
     expect(unknown.status).toBe(422);
     expect(unknown.body.detail).toMatch(/no counselor nobody-here/);
     const past = await stack.request('POST', '/v1/transfers', {
       body: { counselorId: seed.counselorId, lastDay: today(-2) },
-      actor: as(STAFF, seed),
+      actor: inAgency(STAFF, seed),
     });
     expect(past.status).toBe(400);
     expect(past.body.detail).toMatch(/in the past/);
     const stranger = await stack.request('POST', '/v1/transfers', {
       body: { counselorId: seed.counselorId, lastDay: today(30), clientIds: [seed.clientIds[0], 'someone-else'] },
-      actor: as(STAFF, seed),
+      actor: inAgency(STAFF, seed),
     });
     expect(stranger.status).toBe(422);
     expect(stranger.body.detail).toMatch(/someone-else/);
     const strict = await stack.request('POST', '/v1/transfers', {
       body: { counselorId: seed.counselorId, lastDay: today(30), extra: 1 },
-      actor: as(STAFF, seed),
+      actor: inAgency(STAFF, seed),
     });
     expect(strict.status).toBe(400);
     const after = await stack.db
@@ -233,12 +231,12 @@ describe('caseload transfer', () => {
 
     const first = await stack.request('POST', '/v1/transfers', {
       body: { counselorId: seed.counselorId, lastDay: today(30), clientIds: seed.clientIds.slice(0, 2) },
-      actor: as(STAFF, seed),
+      actor: inAgency(STAFF, seed),
     });
     expect(first.status).toBe(202);
     const second = await stack.request('POST', '/v1/transfers', {
       body: { counselorId: seed.counselorId, lastDay: today(30) },
-      actor: as(STAFF, seed),
+      actor: inAgency(STAFF, seed),
     });
     expect(second.status).toBe(409);
     expect(second.body.detail).toMatch(/already has an open transfer/);

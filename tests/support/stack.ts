@@ -46,6 +46,11 @@ export interface TestStack {
 /** A test user: an actor, in an agency (agency-1 unless said otherwise). */
 export type TestActor = Actor & { agencyId?: string };
 
+/** The same actor, acting for another agency. */
+export function inAgency(actor: TestActor, seed: { agencyId: string }): TestActor {
+  return { ...actor, agencyId: seed.agencyId };
+}
+
 const tokens = new Map<string, string>();
 
 /** A bearer token for the actor, creating the user and the token the first time. */
