@@ -1,21 +1,29 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import { appendAuditEvent } from '../db/audit';
-import { insertCase } from '../db/cases';
-import type { AuditOutcome, Database } from '../db/schema';
+import { insertCase, writeOpenedCase } from '../db/cases';
+import { clientFacts } from '../db/clients';
+import { agencyPolicy } from '../db/policies';
+import type { AuditOutcome, ConsentsTable, Database } from '../db/schema';
 import type { Actor, CaseKind, CaseReason, Role } from '../domain/case';
 import {
   type CaseProcessState,
+  type ClientFacts,
   type Consent,
   type ContactChannel,
   type ContactPreferences,
-  DEFAULT_POLICY,
   type Policy,
   type Referral,
   type RiskFlag,
+  openedState,
 } from '../domain/process';
+import { REDISCLOSURE_NOTICE, isBlocker, releaseFor } from '../domain/rules/consent-before-disclosure';
+import { noticeDueDate } from '../domain/rules/deadlines';
+import { letterRoute } from '../domain/rules/safe-contact';
+import { DEFAULT_LOCALE, DEFAULT_TIME_ZONE, localDate } from '../domain/time';
+import { nonRetryableDataErrors } from './failures';
 import { renderLetterHtml, renderLetterPdf } from './letter';
 import { createTransferActivities } from './transfer';
 
@@ -66,8 +74,31 @@ export interface TransitionInput {
   consent?: Consent;
 }
 
+/** What the workflow sends to open a case: ids and the case's own choices, never the client's facts. */
+export interface OpenCaseFromRecordInput {
+  caseId: string;
+  agencyId: string;
+  clientId: string;
+  kind: CaseKind;
+  reason: CaseReason;
+  lastDay: string | null;
+  transferId: string | null;
+  openedBy: Actor;
+  requestId: string | null;
+  /** The workflow's state before opening; the row holds it as opened. */
+  state: CaseProcessState;
+}
+
+export interface OpenedCase {
+  policy: Policy;
+  facts: ClientFacts;
+  /** The agency's date the case opened. */
+  openedOn: string;
+}
+
 export interface SendReferralInput {
   caseId: string;
+  agencyId: string;
   clientId: string;
   referralId: string;
   providerId: string;
@@ -89,9 +120,18 @@ export interface LetterResult {
   letterId: string;
   delivery: 'sent' | 'held_for_in_person';
   channel: ContactChannel | null;
+  /** The safe-contact rule and the fact behind it, when the letter is held. */
+  heldBecause: string | null;
 }
 
-const REDISCLOSURE_NOTICE = '42 CFR part 2 prohibits unauthorized use or disclosure of these records.';
+/** A failure no retry can fix, with a message that names ids and rules only, never what a client said. */
+function refusal(
+  type: 'NotFound' | 'RuleViolation' | 'InvalidInput' | 'Conflict',
+  message: string,
+  rule?: string,
+): never {
+  throw ApplicationFailure.create({ type, message, nonRetryable: true, details: rule ? [{ rule }] : [] });
+}
 
 function origin(): { workflowId: string | null; activityId: string } {
   const { info } = Context.current();
@@ -102,19 +142,123 @@ function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Activities get their dependencies here, so the worker wires real ones and tests pass a real database. */
-export function createActivities({ db, temporal, taskQueue = 'handoff' }: ActivityDeps) {
+function pickFacts(facts: ClientFacts): ClientFacts {
   return {
+    counselorId: facts.counselorId,
+    riskFlags: facts.riskFlags,
+    contact: facts.contact,
+    hasSubstanceUseRecords: facts.hasSubstanceUseRecords,
+  };
+}
+
+function consentOf(row: Selectable<ConsentsTable>): Consent {
+  return {
+    consentId: row.consent_id,
+    recipientProviderId: row.recipient_provider_id,
+    disclosed: row.disclosed,
+    purpose: row.purpose,
+    expiresOn: row.expires_on,
+    coversSubstanceUseRecords: row.covers_sud_records,
+    revocable: true,
+    signedOn: row.signed_on,
+    revokedAt: row.revoked_at ? row.revoked_at.toISOString() : null,
+  };
+}
+
+/**
+ * Activities get their dependencies here, so the worker wires real ones and tests pass a real database.
+ * Data PostgreSQL refuses fails at once (non-retryable, without the data in the message), never retries forever.
+ */
+export function createActivities({ db, temporal, taskQueue = 'handoff' }: ActivityDeps) {
+  const policyOf = (agencyId: string): Promise<Policy> => agencyPolicy(db, agencyId);
+
+  return nonRetryableDataErrors({
     ...createTransferActivities({ db, temporal, taskQueue }),
 
     /** The agency's policy, or the defaults; copied into the case so a running case never changes under it. */
     async loadPolicy({ agencyId }: { agencyId: string }): Promise<Policy> {
-      const row = await db
-        .selectFrom('agency_policies')
-        .select('policy')
-        .where('agency_id', '=', agencyId)
-        .executeTakeFirst();
-      return { ...DEFAULT_POLICY, ...(row?.policy ?? {}) };
+      return policyOf(agencyId);
+    },
+
+    /**
+     * Opens a case from the agency's client record: reads the client's facts (counselor, risk flags, contact
+     * preferences, substance-use records) and the policy, writes the case row over its reservation and the
+     * first audit event, in one transaction, once however often it is retried.
+     */
+    async openCaseFromRecord(input: OpenCaseFromRecordInput): Promise<OpenedCase> {
+      const { workflowId, activityId } = origin();
+      const policy = await policyOf(input.agencyId);
+      return db.transaction().execute(async (trx) => {
+        const client = await clientFacts(trx, input.agencyId, input.clientId);
+        if (!client) refusal('NotFound', `agency ${input.agencyId} has no client ${input.clientId}`);
+        const { name, ...facts } = client;
+        const existing = await trx
+          .selectFrom('cases')
+          .select(['status', 'state', 'created_at'])
+          .where('case_id', '=', input.caseId)
+          .executeTakeFirst();
+        if (existing && existing.status !== 'opening' && existing.state) {
+          // A retry after the case was written: answer what was written then.
+          const written = existing.state;
+          return { policy: written.policy, facts: pickFacts(written.facts), openedOn: written.openedOn ?? '' };
+        }
+        const openedOn = localDate(Date.now(), policy.timeZone ?? DEFAULT_TIME_ZONE);
+        const state = openedState(input.state, { policy, facts, openedOn });
+        await writeOpenedCase(trx, {
+          case_id: input.caseId,
+          agency_id: input.agencyId,
+          client_id: input.clientId,
+          client_name: name,
+          counselor_id: facts.counselorId,
+          kind: input.kind,
+          reason: input.reason,
+          status: 'open',
+          step: 'decision_review',
+          workflow_id: workflowId ?? `case-${input.caseId}`,
+          opened_by: input.openedBy.id,
+          transfer_id: input.transferId,
+          last_day: input.lastDay,
+          notice_due: noticeDueDate(input.lastDay, policy),
+          risk_flags: JSON.stringify(facts.riskFlags),
+          contact: JSON.stringify(facts.contact),
+          has_sud_records: facts.hasSubstanceUseRecords,
+          state: JSON.stringify(state),
+        }).catch((error: unknown) => {
+          // Another case of this client opened in the meantime: one open case per client, so this one may not.
+          if ((error as { constraint?: string }).constraint === 'cases_one_open_per_client') {
+            refusal('Conflict', `client ${input.clientId} already has an open case`, 'one_open_case');
+          }
+          throw error;
+        });
+        await appendAuditEvent(trx, {
+          eventKey: `${input.caseId}:opened`,
+          agencyId: input.agencyId,
+          actor: input.openedBy,
+          action: 'case.opened',
+          caseId: input.caseId,
+          clientId: input.clientId,
+          outcome: 'done',
+          requestId: input.requestId,
+          workflowId,
+          activityId,
+          after: {
+            kind: input.kind,
+            reason: input.reason,
+            counselorId: facts.counselorId,
+            status: 'open',
+            lastDay: input.lastDay,
+            factsFrom: 'client record',
+          },
+        });
+        return { policy, facts, openedOn };
+      });
+    },
+
+    /** The client's facts as the agency's record holds them now. */
+    async readCaseFacts({ agencyId, clientId }: { agencyId: string; clientId: string }): Promise<ClientFacts> {
+      const client = await clientFacts(db, agencyId, clientId);
+      if (!client) refusal('NotFound', `agency ${agencyId} has no client ${clientId}`);
+      return pickFacts(client);
     },
 
     /** Writes the case row and its first audit event, once, however often it is retried. */
@@ -180,6 +324,13 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
             status: input.status,
             step: input.step,
             risk_flags: JSON.stringify(input.state.facts.riskFlags),
+            ...(input.state.facts.counselorId
+              ? {
+                  counselor_id: input.state.facts.counselorId,
+                  contact: JSON.stringify(input.state.facts.contact),
+                  has_sud_records: input.state.facts.hasSubstanceUseRecords,
+                }
+              : {}),
             state: JSON.stringify(input.state),
             state_version: input.seq,
             updated_at: new Date(),
@@ -270,29 +421,28 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
           .executeTakeFirst();
         if (existing) return;
         const now = new Date();
+        // Substance-use status is read from the client record at the moment of disclosure, not from the case.
+        const facts = await clientFacts(trx, input.agencyId, input.clientId);
+        const substanceUseRecords = facts ? facts.hasSubstanceUseRecords : input.substanceUseRecords;
         if (input.external) {
           if (!input.consentId)
-            throw ApplicationFailure.nonRetryable('an outside referral needs a consent', 'RuleViolation');
-          const consent = await trx
+            refusal('RuleViolation', 'an outside referral needs a release', 'consent_before_disclosure');
+          const row = await trx
             .selectFrom('consents')
             .selectAll()
             .where('consent_id', '=', input.consentId)
+            .where('case_id', '=', input.caseId)
             .executeTakeFirst();
-          // The workflow checked the consent; this re-checks it at the moment of disclosure.
-          const today = now.toISOString().slice(0, 10);
-          if (
-            !consent ||
-            consent.case_id !== input.caseId ||
-            consent.revoked_at ||
-            consent.recipient_provider_id !== input.providerId ||
-            consent.expires_on < today ||
-            (input.substanceUseRecords && !consent.covers_sud_records)
-          ) {
-            throw ApplicationFailure.nonRetryable(
-              'the consent for this disclosure is missing, revoked, expired, names someone else or does not cover substance-use records',
-              'RuleViolation',
-            );
-          }
+          const policy = await policyOf(input.agencyId);
+          // The workflow checked the release; this re-checks it, by the same rule, at the moment of disclosure.
+          const release = releaseFor(row ? [consentOf(row)] : [], {
+            providerId: input.providerId,
+            providerName: input.providerId,
+            today: localDate(now.getTime(), policy.timeZone ?? DEFAULT_TIME_ZONE),
+            substanceUseRecords,
+          });
+          if (isBlocker(release)) refusal('RuleViolation', release.detail, release.rule);
+          const consent = row!;
           await trx
             .insertInto('disclosures')
             .values({
@@ -302,8 +452,8 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
               recipient_provider_id: input.providerId,
               consent_id: input.consentId,
               disclosed: consent.disclosed,
-              substance_use_records: input.substanceUseRecords,
-              redisclosure_notice: input.substanceUseRecords ? REDISCLOSURE_NOTICE : null,
+              substance_use_records: substanceUseRecords,
+              redisclosure_notice: substanceUseRecords ? REDISCLOSURE_NOTICE : null,
               disclosed_at: now,
             })
             .execute();
@@ -320,7 +470,7 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
               recipient: input.providerId,
               consentId: input.consentId,
               disclosed: consent.disclosed,
-              substanceUseRecords: input.substanceUseRecords,
+              substanceUseRecords,
             },
           });
         }
@@ -334,7 +484,7 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
             recipient: input.providerId,
             payload: JSON.stringify({
               referralId: input.referralId,
-              redisclosureNotice: input.substanceUseRecords ? REDISCLOSURE_NOTICE : null,
+              redisclosureNotice: substanceUseRecords ? REDISCLOSURE_NOTICE : null,
             }),
             created_at: now,
           })
@@ -342,13 +492,21 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
       });
     },
 
-    /** Renders the closing letter (HTML and PDF, with checksums) and sends it only by a safe channel. */
+    /**
+     * Renders the closing letter (HTML and PDF, with checksums) and sends it only by a channel the safe-contact
+     * rule allows on the client record as it stands now; otherwise it is held for in-person delivery.
+     */
     async issueClosureLetter({
       caseId,
-      channel,
-      riskFlags,
+      agencyId,
+      clientId,
+      channel: workflowChannel,
+      riskFlags: workflowRiskFlags,
     }: {
       caseId: string;
+      /** Absent only in cases started before facts came from the record. */
+      agencyId?: string;
+      clientId?: string;
       channel: ContactChannel | null;
       riskFlags: RiskFlag[];
     }): Promise<LetterResult> {
@@ -359,9 +517,23 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
           .select(['letter_id', 'delivery', 'channel'])
           .where('case_id', '=', caseId)
           .executeTakeFirst();
-        if (existing) return { letterId: existing.letter_id, delivery: existing.delivery, channel: existing.channel };
         const row = await trx.selectFrom('cases').selectAll().where('case_id', '=', caseId).executeTakeFirstOrThrow();
+        const facts = agencyId && clientId ? await clientFacts(trx, agencyId, clientId) : undefined;
+        const route = facts
+          ? letterRoute(facts)
+          : workflowChannel
+            ? { channel: workflowChannel, heldBecause: null }
+            : letterRoute({ riskFlags: workflowRiskFlags, contact: row.contact });
+        if (existing) {
+          return {
+            letterId: existing.letter_id,
+            delivery: existing.delivery,
+            channel: existing.channel,
+            heldBecause: existing.delivery === 'held_for_in_person' ? route.heldBecause : null,
+          };
+        }
         const state = row.state!;
+        const riskFlags = facts?.riskFlags ?? workflowRiskFlags;
         const agency = await trx
           .selectFrom('agency_policies')
           .select(['agency_name', 'agency_phone'])
@@ -373,19 +545,21 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
           .where('case_id', '=', caseId)
           .where('state', 'in', ['accepted', 'first_appointment_scheduled', 'first_appointment_kept', 'no_show'])
           .executeTakeFirst();
+        const policy = await policyOf(row.agency_id);
         const content = {
-          clientName: row.client_name || 'client',
+          clientName: (facts?.name ?? row.client_name) || 'client',
           agencyName: agency?.agency_name ?? row.agency_id,
           agencyPhone: agency?.agency_phone ?? 'the number on your last appointment card',
-          issuedOn: new Date().toISOString().slice(0, 10),
+          issuedOn: localDate(Date.now(), policy.timeZone ?? DEFAULT_TIME_ZONE),
           lastSessionDate: state.conversation.lastSessionDate,
+          locale: policy.locale ?? DEFAULT_LOCALE,
           reason: row.reason,
           referral: referral ? { name: referral.provider_name, contact: referral.provider_contact } : null,
           domesticViolenceResources: riskFlags.includes('domestic_violence'),
         };
         const html = renderLetterHtml(content);
         const pdf = await renderLetterPdf(content);
-        // The channel is the workflow's decision (safe contact), made on the facts it holds now.
+        const { channel, heldBecause } = route;
         const delivery = channel ? 'sent' : 'held_for_in_person';
         const letterId = randomUUID();
         await trx
@@ -416,16 +590,18 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
         }
         await appendAuditEvent(trx, {
           eventKey: `${caseId}:letter:generated`,
+          agencyId: row.agency_id,
           actor: { id: 'system', role: 'system' },
           action: 'letter.generated',
           caseId,
           clientId: row.client_id,
           outcome: 'done',
+          outcomeReason: heldBecause,
           workflowId,
           activityId,
-          after: { letterId, pdfSha256: sha256(pdf), htmlSha256: sha256(html), delivery, channel },
+          after: { letterId, pdfSha256: sha256(pdf), htmlSha256: sha256(html), delivery, channel, heldBecause },
         });
-        return { letterId, delivery, channel };
+        return { letterId, delivery, channel, heldBecause };
       });
     },
 
@@ -444,7 +620,7 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
         .onConflict((oc) => oc.column('task_key').doNothing())
         .execute();
     },
-  };
+  });
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -1,5 +1,6 @@
 import PDFDocument from 'pdfkit';
 import type { CaseReason } from '../domain/case';
+import { DEFAULT_LOCALE, readableDate } from '../domain/time';
 
 export interface LetterContent {
   clientName: string;
@@ -7,6 +8,8 @@ export interface LetterContent {
   agencyPhone: string;
   issuedOn: string;
   lastSessionDate: string | null;
+  /** The agency's locale: dates are written as its people read them ("November 29, 2026"). */
+  locale?: string;
   reason: CaseReason;
   referral: { name: string; contact: string } | null;
   domesticViolenceResources: boolean;
@@ -47,7 +50,7 @@ function sections(content: LetterContent): Section[] {
       lines: [
         `Dear ${content.clientName},`,
         content.lastSessionDate
-          ? `Your last session with us was on ${content.lastSessionDate}.`
+          ? `Your last session with us was on ${readableDate(content.lastSessionDate, content.locale ?? DEFAULT_LOCALE)}.`
           : 'Your counseling with us has now ended.',
         `This is because ${PLAIN_REASONS[content.reason]}.`,
       ],
@@ -75,7 +78,7 @@ export function renderLetterHtml(content: LetterContent): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(content.agencyName)}: closing letter</title></head>
 <body>
-<p>${escapeHtml(content.agencyName)} &middot; ${escapeHtml(content.issuedOn)}</p>
+<p>${escapeHtml(content.agencyName)} &middot; ${escapeHtml(readableDate(content.issuedOn, content.locale ?? DEFAULT_LOCALE))}</p>
 ${body}
 <p>With care,<br>${escapeHtml(content.agencyName)}</p>
 </body></html>
@@ -98,7 +101,7 @@ export async function renderLetterPdf(content: LetterContent): Promise<Buffer> {
     doc.on('end', () => resolve(Buffer.concat(chunks)));
     doc.on('error', reject);
   });
-  doc.fontSize(10).text(`${content.agencyName} · ${content.issuedOn}`);
+  doc.fontSize(10).text(`${content.agencyName} · ${readableDate(content.issuedOn, content.locale ?? DEFAULT_LOCALE)}`);
   for (const section of sections(content)) {
     doc.moveDown().fontSize(14).text(section.heading);
     doc.fontSize(11);

@@ -4,11 +4,13 @@ import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Kysely } from 'kysely';
 import { appendAuditEvent } from '../db/audit';
-import { type ReceiverLoad, lockProposals, receiverLoads, requiredSpecialties } from '../db/proposals';
+import { reserveCase } from '../db/cases';
+import { type ReceiverLoad, lockProposals, receiverLoads } from '../db/proposals';
+import { requiredSpecialties } from '../domain/receivers';
 import type { Database, TransferStatus } from '../db/schema';
 import { type Actor, caseWorkflowId } from '../domain/case';
 import type { Candidate } from '../domain/process';
-import type { CaseInput } from '../workflows/case';
+import type { CaseInput } from '../domain/process';
 
 export interface TransferActivityDeps {
   db: Kysely<Database>;
@@ -103,6 +105,7 @@ export function createTransferActivities({ db, temporal, taskQueue, startConcurr
               eb
                 .selectFrom('cases as open')
                 .select('open.case_id')
+                .whereRef('open.agency_id', '=', 'clients.agency_id')
                 .whereRef('open.client_id', '=', 'clients.client_id')
                 .where('open.status', 'in', ['opening', 'open'])
                 .where((eb) =>
@@ -156,6 +159,7 @@ export function createTransferActivities({ db, temporal, taskQueue, startConcurr
         ? await db
             .selectFrom('clinicians')
             .select(['clinician_id', 'name', 'contact'])
+            .where('agency_id', '=', transfer.agency_id)
             .where('clinician_id', 'in', clinicianIds)
             .execute()
         : [];
@@ -170,23 +174,35 @@ export function createTransferActivities({ db, temporal, taskQueue, startConcurr
         const proposedCandidates: Candidate[] = receiver
           ? [{ providerId: receiver.clinician_id, name: receiver.name, external: false, contact: receiver.contact }]
           : [];
+        // Ids and the case's choices only: the case reads the client's facts from the record itself.
         const args: CaseInput = {
           caseId,
           agencyId: transfer.agency_id,
           clientId: c.client_id,
-          clientName: c.name,
-          counselorId: transfer.counselor_id,
           kind: 'transfer',
           reason: transfer.reason,
           lastDay: transfer.last_day,
-          riskFlags: c.risk_flags,
-          contact: c.contact,
-          hasSubstanceUseRecords: c.has_sud_records,
           transferId: transfer.transfer_id,
           proposedCandidates,
           openedBy,
           requestId: null,
         };
+        // The reservation makes "one open case per client" hold against cases opened meanwhile by hand.
+        const reservation = await reserveCase(db, {
+          case_id: caseId,
+          agency_id: transfer.agency_id,
+          client_id: c.client_id,
+          counselor_id: c.counselor_id,
+          kind: 'transfer',
+          reason: transfer.reason,
+          status: 'opening',
+          step: 'opening',
+          workflow_id: caseWorkflowId(caseId),
+          opened_by: openedBy.id,
+          transfer_id: transfer.transfer_id,
+          last_day: transfer.last_day,
+        });
+        if (reservation.outcome === 'client_has_open_case') return;
         try {
           await client.workflow.start('caseWorkflow', {
             workflowId: caseWorkflowId(caseId),

@@ -5,6 +5,7 @@ import { appendAuditEvent } from '../db/audit';
 import type { Database } from '../db/schema';
 import { DEFAULT_POLICY } from '../domain/process';
 import { requireRoles, userOf } from './auth';
+import { PERMISSIONS } from '../domain/roles';
 import { actorOf, parse } from './http';
 import { problem } from './problem';
 import { agencyParams, policyBody } from './schemas';
@@ -28,7 +29,7 @@ export function agencyRoutes({ db }: { db: Kysely<Database> }): Router {
   /** Sets the policy; running cases keep the one they started with. */
   router.put('/v1/agencies/:agencyId/policy', async (req, res) => {
     const actor = actorOf(req);
-    requireRoles(userOf(req), ['admin'], 'setting agency policy');
+    requireRoles(userOf(req), PERMISSIONS.setPolicy, 'setting agency policy');
     const { agencyId } = parse(agencyParams, req.params, 'path');
     if (userOf(req).agencyId !== agencyId) throw problem(404, `no agency ${agencyId}`);
     const body = parse(policyBody, req.body, 'body');
@@ -53,6 +54,7 @@ export function agencyRoutes({ db }: { db: Kysely<Database> }): Router {
         .execute();
       await appendAuditEvent(trx, {
         eventKey: `policy:${agencyId}:${randomUUID()}`,
+        agencyId,
         actor,
         action: 'agency.policy_set',
         outcome: 'done',

@@ -109,7 +109,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(userRoutes({ db }));
   app.use(auditRoutes({ db, anchorFile: deps.anchorFile ?? '.data/audit-anchors.ndjson' }));
   app.use(agencyRoutes({ db }));
-  app.use(referenceRoutes({ db }));
+  app.use(referenceRoutes({ db, temporal }));
   app.use(transferRoutes({ db, temporal, taskQueue }));
 
   app.use((req, _res, next) => next(problem(404, `no route ${req.method} ${req.path}`)));

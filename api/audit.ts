@@ -4,13 +4,22 @@ import { type Response, Router } from 'express';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { lastAnchor } from '../db/anchors';
-import { type AuditFilter, appendAuditEvent, chainHead, eventBatches, summarize, verifyChain } from '../db/audit';
+import {
+  type AuditFilter,
+  type VerifyReport,
+  appendAuditEvent,
+  chainHead,
+  eventBatches,
+  summarize,
+  verifyChain,
+} from '../db/audit';
 import type { AuditEventRow, Database } from '../db/schema';
+import { PERMISSIONS } from '../domain/roles';
 import { requireRoles, userOf } from './auth';
 import { actorOf, parse } from './http';
 import { id } from './schemas';
 
-const AUDITORS = ['compliance', 'admin'] as const;
+const AUDITORS = PERMISSIONS.readAudit;
 
 export const auditQuery = z.strictObject({
   caseId: z.uuid().optional(),
@@ -63,6 +72,31 @@ async function write(res: Response, chunk: string): Promise<void> {
   if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
 }
 
+/**
+ * What verify tells one agency: whether the chain its events are part of is whole, how many of its own events
+ * it covers, and where it broke only as a sequence number; never another agency's event or hash.
+ */
+function agencyReport(report: VerifyReport, agencyEvents: number) {
+  return {
+    ok: report.ok,
+    checked: agencyEvents,
+    headSeq: report.headSeq,
+    firstBroken: report.firstBroken ? { seq: report.firstBroken.seq, reason: report.firstBroken.reason } : null,
+    anchor: report.anchor ? { at: report.anchor.at, matches: report.anchor.matches } : null,
+  };
+}
+
+async function agencyEventCount(db: Kysely<Database>, agencyId: string, upToSeq: string | null): Promise<number> {
+  if (!upToSeq) return 0;
+  const row = await db
+    .selectFrom('audit_events')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('agency_id', '=', agencyId)
+    .where('seq', '<=', upToSeq)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
 /** The audit trail for compliance: export (streamed, with a manifest), verification, accounting of disclosures. */
 export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFile: string }): Router {
   const router = Router();
@@ -100,6 +134,7 @@ export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFi
     await db.transaction().execute((trx) =>
       appendAuditEvent(trx, {
         eventKey: `audit:export:${randomUUID()}`,
+        agencyId: userOf(req).agencyId,
         actor,
         action: 'audit.exported',
         caseId: query.caseId ?? null,
@@ -129,7 +164,7 @@ export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFi
   router.get('/v1/audit/verify', async (req, res) => {
     requireRoles(userOf(req), AUDITORS, 'verifying the audit trail');
     const report = await verifyChain(db, lastAnchor(anchorFile));
-    res.status(200).json(report);
+    res.status(200).json(agencyReport(report, await agencyEventCount(db, userOf(req).agencyId, report.headSeq)));
   });
 
   /** What was disclosed about a client, to whom, under which consent (42 CFR Part 2 §2.25). */
@@ -164,6 +199,7 @@ export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFi
     await db.transaction().execute((trx) =>
       appendAuditEvent(trx, {
         eventKey: `disclosures:viewed:${randomUUID()}`,
+        agencyId: userOf(req).agencyId,
         actor,
         action: 'disclosures.viewed',
         clientId,

@@ -42,13 +42,6 @@ export function requireRoles(user: User, roles: readonly Role[], what: string): 
   if (!roles.includes(user.role)) throw problem(403, `${what} is for ${roles.join(', ')}; you are ${user.role}`);
 }
 
-/** Object-level access to a case: outside the caller's agency, or not a counselor's own, it does not exist. */
-export function canSeeCase(user: User, row: { agency_id: string; counselor_id: string }): boolean {
-  if (row.agency_id !== user.agencyId) return false;
-  if (user.role === 'counselor') return row.counselor_id === user.id;
-  return user.role !== 'admin';
-}
-
 /** A fixed window per token: at most `perMinute` requests; past it, 429 with Retry-After. */
 export function rateLimit(perMinute: number): RequestHandler {
   const windows = new Map<string, { start: number; count: number }>();

@@ -1,18 +1,27 @@
 import { randomUUID } from 'node:crypto';
 import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ApplicationFailure } from '@temporalio/common';
 import type { UpdateDefinition } from '@temporalio/common';
 import { type Request, Router } from 'express';
 import type { Kysely } from 'kysely';
 import type { z } from 'zod';
 import { appendAuditEvent } from '../db/audit';
-import { findCase } from '../db/cases';
+import { findAgencyCase, releaseReservation, reserveCase } from '../db/cases';
+import { clientFacts } from '../db/clients';
 import type { CaseRow, Database } from '../db/schema';
-import { type Actor, type Role, caseWorkflowId } from '../domain/case';
-import { canSeeCase, requireRoles, userOf } from './auth';
-import { explain } from '../domain/process';
+import type { User } from '../db/users';
+import { type Actor, caseWorkflowId } from '../domain/case';
+import { PERMISSIONS, type Permission, canSeeCase } from '../domain/roles';
+import { agencyToday, explain } from '../domain/rules/explain';
+import { checkOutreachChannel } from '../domain/rules/safe-contact';
+import { RuleRefusal } from '../domain/rules/rule';
+import { DEFAULT_TIME_ZONE, localDate } from '../domain/time';
 import * as wf from '../workflows/case';
 import { derivedUuid } from '../ids';
+import { requireRoles, userOf } from './auth';
+import { tellOpenCases } from './client-facts';
+import { deniedRead, recordDeniedRead } from './denied';
 import { actorOf, parse } from './http';
 import { problem } from './problem';
 import * as s from './schemas';
@@ -23,28 +32,36 @@ export interface CaseRoutesDeps {
   taskQueue: string;
 }
 
-const DIRECTOR: Role[] = ['clinical_director'];
-const COUNSELOR_DIRECTOR: Role[] = ['counselor', 'clinical_director'];
-const STAFF_DIRECTOR: Role[] = ['staff', 'clinical_director'];
-const CARE_TEAM: Role[] = ['staff', 'counselor', 'clinical_director'];
 /** Who may read a case: everyone of its agency but admins (counselors only their own). */
-export const CASE_READERS: Role[] = ['staff', 'counselor', 'clinical_director', 'compliance'];
-export const CASE_STARTERS: Role[] = ['staff', 'counselor', 'clinical_director'];
+export const CASE_READERS = PERMISSIONS.readCase;
+export const CASE_STARTERS = PERMISSIONS.startCase;
 
-/** One human action on a case: its path, the roles that may take it, its body, and the workflow update. */
+/** One human action on a case: its path, the permission (role matrix) it needs, its body, and the workflow update. */
 export interface ActionRoute {
   path: string;
-  roles: Role[];
+  permission: Permission;
   summary: string;
   body: z.ZodType;
   params: typeof s.caseIdParams | typeof s.referralParams | typeof s.consentParams;
   update: UpdateDefinition<wf.CaseSnapshot, [any]>;
+  /** Runs before the update, on the agency's records as they stand now (a rule checked at the moment it acts). */
+  before?: (ctx: ActionContext) => Promise<void>;
+}
+
+export interface ActionContext {
+  db: Kysely<Database>;
+  temporal: Client;
+  user: User;
+  actor: Actor;
+  row: CaseRow;
+  body: any;
+  requestId: string;
 }
 
 export const ACTION_ROUTES: ActionRoute[] = [
   {
     path: 'review',
-    roles: DIRECTOR,
+    permission: 'reviewDecision',
     summary: 'A clinical director (not the counselor) approves, rejects or sends back the decision',
     body: s.reviewBody,
     params: s.caseIdParams,
@@ -52,7 +69,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'revision',
-    roles: COUNSELOR_DIRECTOR,
+    permission: 'reviseDecision',
     summary: 'The counselor revises a decision that was sent back',
     body: s.reviseBody,
     params: s.caseIdParams,
@@ -60,15 +77,18 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'risk-flags',
-    roles: CARE_TEAM,
-    summary: 'Raise a risk flag; closing then waits for a safety plan and a director',
+    permission: 'raiseRiskFlag',
+    summary:
+      "Raise a risk flag on the client's record; every open case of the client then waits for a safety plan and a director",
     body: s.riskFlagBody,
     params: s.caseIdParams,
-    update: wf.raiseRiskFlagUpdate,
+    // The flag is a fact of the client record: written there, then every open case re-reads it.
+    update: wf.refreshFactsUpdate,
+    before: raiseFlagOnRecord,
   },
   {
     path: 'safety-plan',
-    roles: COUNSELOR_DIRECTOR,
+    permission: 'recordSafetyPlan',
     summary: 'Record that a continuity/safety plan is documented',
     body: s.safetyPlanBody,
     params: s.caseIdParams,
@@ -76,7 +96,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'safety-plan/approval',
-    roles: DIRECTOR,
+    permission: 'approveSafetyPlan',
     summary: 'A clinical director approves the safety plan',
     body: s.emptyBody,
     params: s.caseIdParams,
@@ -84,7 +104,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'conversation',
-    roles: COUNSELOR_DIRECTOR,
+    permission: 'recordConversation',
     summary: 'Record the pretermination conversation and what the client chose',
     body: s.conversationBody,
     params: s.caseIdParams,
@@ -92,15 +112,20 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'outreach-attempts',
-    roles: COUNSELOR_DIRECTOR,
+    permission: 'recordOutreachAttempt',
     summary: 'Record an outreach attempt to a client who did not come',
     body: s.outreachBody,
     params: s.caseIdParams,
     update: wf.recordOutreachAttemptUpdate,
+    before: async ({ db, row, body }) => {
+      // Safe contact on the record as it stands now, not as the case last read it.
+      const facts = await clientFacts(db, row.agency_id, row.client_id);
+      if (facts) checkOutreachChannel(facts, (body as s.OutreachBody).channel);
+    },
   },
   {
     path: 'conversation/waiver',
-    roles: DIRECTOR,
+    permission: 'waiveConversation',
     summary: 'Go on without the conversation (client-initiated ending or clinician safety)',
     body: s.waiveConversationBody,
     params: s.caseIdParams,
@@ -108,7 +133,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'referrals',
-    roles: CARE_TEAM,
+    permission: 'proposeReferral',
     summary: 'Propose receiving clinicians or providers, in order of preference',
     body: s.proposeReferralBody,
     params: s.caseIdParams,
@@ -116,7 +141,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'referrals/:referralId/response',
-    roles: CARE_TEAM,
+    permission: 'recordReferralResponse',
     summary: 'Record the receiver’s (or the client’s) answer to a referral',
     body: s.referralResponseBody,
     params: s.referralParams,
@@ -124,7 +149,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'referrals/:referralId/appointment',
-    roles: CARE_TEAM,
+    permission: 'scheduleFirstAppointment',
     summary: 'Record the first appointment with the receiver',
     body: s.appointmentBody,
     params: s.referralParams,
@@ -132,7 +157,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'referrals/:referralId/appointment-outcome',
-    roles: CARE_TEAM,
+    permission: 'recordAppointmentOutcome',
     summary: 'Record whether the first appointment was kept',
     body: s.appointmentOutcomeBody,
     params: s.referralParams,
@@ -140,7 +165,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'referrals/:referralId/withdrawal',
-    roles: STAFF_DIRECTOR,
+    permission: 'withdrawReferral',
     summary: 'Withdraw a referral',
     body: s.withdrawReferralBody,
     params: s.referralParams,
@@ -148,7 +173,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'consents',
-    roles: CARE_TEAM,
+    permission: 'recordConsent',
     summary: 'Record a release of information',
     body: s.consentBody,
     params: s.caseIdParams,
@@ -156,7 +181,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'consents/:consentId/revocation',
-    roles: CARE_TEAM,
+    permission: 'revokeConsent',
     summary: 'Record that the client revoked a release; pending sends stop',
     body: s.emptyBody,
     params: s.consentParams,
@@ -164,7 +189,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'engagement',
-    roles: COUNSELOR_DIRECTOR,
+    permission: 'recordEngagement',
     summary: 'Record whether the client engaged with the new provider',
     body: s.engagementBody,
     params: s.caseIdParams,
@@ -172,7 +197,7 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
   {
     path: 'cancel',
-    roles: STAFF_DIRECTOR,
+    permission: 'cancelCase',
     summary: 'Cancel the case, with a reason',
     body: s.cancelCaseBody,
     params: s.caseIdParams,
@@ -180,8 +205,43 @@ export const ACTION_ROUTES: ActionRoute[] = [
   },
 ];
 
+async function raiseFlagOnRecord({ db, temporal, actor, row, body, requestId }: ActionContext): Promise<void> {
+  const { flag } = body as { flag: s.RiskFlagBody['flag'] };
+  await db.transaction().execute(async (trx) => {
+    const before = await trx
+      .selectFrom('clients')
+      .select('risk_flags')
+      .where('agency_id', '=', row.agency_id)
+      .where('client_id', '=', row.client_id)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!before || before.risk_flags.includes(flag)) return;
+    await trx
+      .updateTable('clients')
+      .set({ risk_flags: JSON.stringify([...before.risk_flags, flag]), updated_at: new Date() })
+      .where('agency_id', '=', row.agency_id)
+      .where('client_id', '=', row.client_id)
+      .execute();
+    await appendAuditEvent(trx, {
+      eventKey: `client:${row.client_id}:${randomUUID()}`,
+      agencyId: row.agency_id,
+      actor,
+      action: 'client.risk_flag_raised',
+      caseId: row.case_id,
+      clientId: row.client_id,
+      outcome: 'done',
+      requestId,
+      before: { riskFlags: before.risk_flags },
+      after: { riskFlags: [...before.risk_flags, flag] },
+    });
+  });
+  await tellOpenCases(db, temporal, row.agency_id, [row.client_id], { requestId, exceptCaseId: row.case_id });
+}
+
 function toView(row: CaseRow): s.CaseView {
-  const { waitingFor, blockers } = row.state ? explain(row.state) : { waitingFor: [], blockers: [] };
+  if (row.status === 'opening') return opening(row.case_id);
+  const today = row.state ? agencyToday(row.state, Date.now()) : localDate(Date.now(), DEFAULT_TIME_ZONE);
+  const { waitingFor, blockers } = row.state ? explain(row.state, today) : { waitingFor: [], blockers: [] };
   return {
     caseId: row.case_id,
     workflowId: row.workflow_id,
@@ -213,6 +273,9 @@ function opening(caseId: string): s.CaseView {
   };
 }
 
+/** How old an `opening` reservation may be before a start that never reached Temporal is given up. */
+const STALE_RESERVATION_MS = 2 * 60_000;
+
 /** The routes of one case's life: start, read, every human action, the letter. */
 export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router {
   const router = Router();
@@ -221,6 +284,7 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
     db.transaction().execute((trx) =>
       appendAuditEvent(trx, {
         eventKey: `${row.case_id}:viewed:${randomUUID()}`,
+        agencyId: row.agency_id,
         actor,
         action: `case.viewed.${what}`,
         caseId: row.case_id,
@@ -231,44 +295,109 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
       }),
     );
 
-  /** Starts a case workflow; the case row is written by the workflow's first activity. */
+  /** The caller's own case, or an audited 404 that tells them nothing more. */
+  const caseInScope = async (req: Request, user: User, caseId: string, what: string): Promise<CaseRow> => {
+    const row = await findAgencyCase(db, user.agencyId, caseId);
+    if (row && canSeeCase(user, { agencyId: row.agency_id, counselorId: row.counselor_id })) return row;
+    return deniedRead(db, req, user, { kind: 'case', id: caseId }, `no ${what} ${caseId}`);
+  };
+
+  /**
+   * Starts a case for a client of the caller's agency. The client's facts come from the record; the case row
+   * is reserved first, so a second start for the same client is refused at once (one open case per client).
+   */
   router.post('/v1/cases', async (req, res) => {
     const actor = actorOf(req);
     const user = userOf(req);
     requireRoles(user, CASE_STARTERS, 'starting a case');
     const body = parse(s.createCaseBody, req.body, 'body');
-    if (body.agencyId !== user.agencyId)
-      throw problem(403, `you act for agency ${user.agencyId}, not ${body.agencyId}`);
-    if (user.role === 'counselor' && body.counselorId !== user.id) {
-      throw problem(403, 'a counselor starts cases only for their own clients');
+    const client = await clientFacts(db, user.agencyId, body.clientId);
+    // A counselor's caseload is all they may start from; any other client is as unknown as a missing one.
+    if (!client || (user.role === 'counselor' && client.counselorId !== user.id)) {
+      const detail =
+        user.role === 'counselor'
+          ? `no client ${body.clientId} on your caseload`
+          : `no client ${body.clientId} in your agency: create it first (PUT /v1/clients/${body.clientId})`;
+      await recordDeniedRead(db, req, user, { kind: 'client', id: body.clientId }, detail);
+      throw problem(422, detail, { errors: [{ field: 'body.clientId', message: 'unknown client' }] });
     }
-    if (body.lastDay && body.lastDay < new Date().toISOString().slice(0, 10)) {
+    const policyZone = (
+      await db.selectFrom('agency_policies').select('policy').where('agency_id', '=', user.agencyId).executeTakeFirst()
+    )?.policy.timeZone;
+    const today = localDate(Date.now(), policyZone ?? DEFAULT_TIME_ZONE);
+    if (body.lastDay && body.lastDay < today) {
       throw problem(400, `the counselor's last day (${body.lastDay}) is in the past`, {
         errors: [{ field: 'body.lastDay', message: 'in the past' }],
       });
     }
-    const open = await db
-      .selectFrom('cases')
-      .select('case_id')
-      .where('client_id', '=', body.clientId)
-      .where('status', 'in', ['opening', 'open'])
-      .executeTakeFirst();
-    if (open)
-      throw problem(409, `client ${body.clientId} already has an open case (${open.case_id})`, {
+    // With an Idempotency-Key the id derives from the agency, the user and the key: a retried start finds its case.
+    const key = req.get('idempotency-key');
+    const caseId = key ? derivedUuid(`case:${user.agencyId}:${user.id}:${key}`) : randomUUID();
+    const reservation = {
+      case_id: caseId,
+      agency_id: user.agencyId,
+      client_id: body.clientId,
+      counselor_id: client.counselorId,
+      kind: body.kind,
+      reason: body.reason,
+      status: 'opening' as const,
+      step: 'opening',
+      workflow_id: caseWorkflowId(caseId),
+      opened_by: actor.id,
+      last_day: body.lastDay ?? null,
+    };
+    let reserved = await reserveCase(db, reservation);
+    if (reserved.outcome === 'client_has_open_case' && reserved.status === 'opening') {
+      // A reservation whose start never reached Temporal (the API died in between) is given up after a while.
+      if (Date.now() - reserved.createdAt.getTime() > STALE_RESERVATION_MS) {
+        const exists = await temporal.workflow
+          .getHandle(caseWorkflowId(reserved.caseId))
+          .describe()
+          .then(
+            () => true,
+            (error: unknown) => {
+              if (error instanceof WorkflowNotFoundError) return false;
+              throw error;
+            },
+          );
+        if (!exists && (await releaseReservation(db, user.agencyId, reserved.caseId))) {
+          reserved = await reserveCase(db, reservation);
+        }
+      }
+    }
+    if (reserved.outcome === 'client_has_open_case') {
+      throw problem(409, `client ${body.clientId} already has an open case (${reserved.caseId})`, {
         rule: 'one_open_case',
       });
-    // With an Idempotency-Key and no caseId, the id derives from the key: a retried start finds its case.
-    const key = req.get('idempotency-key');
-    const caseId = body.caseId ?? (key ? derivedUuid(`${userOf(req).id}:${key}`) : randomUUID());
-    await temporal.workflow.start(wf.caseWorkflow, {
-      workflowId: caseWorkflowId(caseId),
-      // A case id is never reused, even after its case ended: its audit keys and read model are its own.
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      taskQueue,
-      // Who may see the case before its row is written: ids only, no client details.
-      memo: { agencyId: body.agencyId, counselorId: body.counselorId },
-      args: [{ ...body, caseId, openedBy: actor, requestId: req.id }],
-    });
+    }
+    const input: wf.CaseInput = {
+      caseId,
+      agencyId: user.agencyId,
+      clientId: body.clientId,
+      kind: body.kind,
+      reason: body.reason,
+      lastDay: body.lastDay ?? null,
+      proposedCandidates: body.proposedReceivers ?? [],
+      openedBy: actor,
+      requestId: req.id,
+    };
+    try {
+      await temporal.workflow.start(wf.caseWorkflow, {
+        workflowId: caseWorkflowId(caseId),
+        // A case id is never reused, even after its case ended: its audit keys and read model are its own.
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        taskQueue,
+        // Who may see the case before its row is opened: ids only, no client details.
+        memo: { agencyId: user.agencyId, counselorId: client.counselorId },
+        args: [input],
+      });
+    } catch (error) {
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) {
+        // Nothing started: the reservation goes, so the client is not blocked by a case that does not exist.
+        if (reserved.outcome === 'reserved') await releaseReservation(db, user.agencyId, caseId);
+        throw error;
+      }
+    }
     res.status(202).location(`/v1/cases/${caseId}`).json(opening(caseId));
   });
 
@@ -278,25 +407,7 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
     const user = userOf(req);
     requireRoles(user, CASE_READERS, 'reading a case');
     const { caseId } = parse(s.caseIdParams, req.params, 'path');
-    const row = await findCase(db, caseId);
-    if (!row) {
-      // Started but not yet written by its first activity (or the worker is down): say so, to those who may see it.
-      let memo: Record<string, unknown> | undefined;
-      try {
-        memo = (await temporal.workflow.getHandle(caseWorkflowId(caseId)).describe()).memo;
-      } catch (error) {
-        if (error instanceof WorkflowNotFoundError) throw problem(404, `no case ${caseId}`);
-        throw error;
-      }
-      const owner = {
-        agency_id: typeof memo?.agencyId === 'string' ? memo.agencyId : '',
-        counselor_id: typeof memo?.counselorId === 'string' ? memo.counselorId : '',
-      };
-      if (!canSeeCase(user, owner)) throw problem(404, `no case ${caseId}`);
-      res.json(opening(caseId));
-      return;
-    }
-    if (!canSeeCase(user, row)) throw problem(404, `no case ${caseId}`);
+    const row = await caseInScope(req, user, caseId, 'case');
     await auditRead(req, actor, row, 'details');
     res.json(toView(row));
   });
@@ -307,10 +418,9 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
     const user = userOf(req);
     requireRoles(user, CASE_READERS, 'reading a closing letter');
     const { caseId } = parse(s.caseIdParams, req.params, 'path');
-    const found = await findCase(db, caseId);
-    const row = found && canSeeCase(user, found) ? found : undefined;
-    const letter = row && (await db.selectFrom('letters').selectAll().where('case_id', '=', caseId).executeTakeFirst());
-    if (!row || !letter) throw problem(404, `no closing letter for case ${caseId}`);
+    const row = await caseInScope(req, user, caseId, 'closing letter for case');
+    const letter = await db.selectFrom('letters').selectAll().where('case_id', '=', caseId).executeTakeFirst();
+    if (!letter) throw problem(404, `no closing letter for case ${caseId}`);
     await auditRead(req, actor, row, 'letter');
     res.set('X-Delivery', letter.delivery);
     if (req.path.endsWith('.pdf')) {
@@ -324,15 +434,16 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
     router.post(`/v1/cases/:caseId/${route.path}`, async (req, res) => {
       const actor = actorOf(req);
       const user = userOf(req);
-      requireRoles(user, route.roles, `${route.path.replace(/\/:\w+/g, '')} on a case`);
+      requireRoles(user, PERMISSIONS[route.permission], `${route.path.replace(/\/:\w+/g, '')} on a case`);
       const params = parse(route.params, req.params, 'path');
       const { caseId, ...ids } = params;
       // The object first: a case the caller may not see does not exist for them, whatever they sent.
-      const owner = await findCase(db, caseId);
-      if (!owner || !canSeeCase(user, owner)) throw problem(404, `no case ${caseId}`);
+      const owner = await caseInScope(req, user, caseId, 'case');
       const body = parse(route.body, req.body, 'body') as object;
+      if (owner.status !== 'opening' && owner.status !== 'open') throw problem(409, `case is already ${owner.status}`);
       const handle = temporal.workflow.getHandle(caseWorkflowId(caseId));
       try {
+        await route.before?.({ db, temporal, user, actor, row: owner, body, requestId: req.id });
         const snapshot = await handle.executeUpdate(route.update, {
           // With an Idempotency-Key a retried action is the same update, answered once; without, each is new.
           updateId: req.get('idempotency-key') ? `${user.id}:${req.get('idempotency-key')}` : randomUUID(),
@@ -340,12 +451,18 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
         });
         res.json({ ...toViewFromSnapshot(snapshot), workflowId: caseWorkflowId(caseId) });
       } catch (error) {
+        if (error instanceof RuleRefusal) {
+          await recordRefusal(req, actor, owner, route.update.name, error.rule, error.message);
+          throw problem(422, error.message, { rule: error.rule, type: '/problems/RuleViolation' });
+        }
         if (error instanceof WorkflowNotFoundError) {
-          const ended = await findCase(db, caseId);
+          const ended = await findAgencyCase(db, user.agencyId, caseId);
           throw ended ? problem(409, `case is already ${ended.status}`) : problem(404, `no case ${caseId}`);
         }
         if (error instanceof WorkflowUpdateFailedError && error.cause instanceof ApplicationFailure) {
-          await recordRefusal(req, actor, owner, route.update.name, error.cause);
+          const failure = error.cause;
+          const rule = (failure.details?.[0] as { rule?: string } | undefined)?.rule ?? failure.type ?? 'refused';
+          await recordRefusal(req, actor, owner, route.update.name, rule, failure.message);
         }
         throw error;
       }
@@ -353,18 +470,25 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
   }
 
   /** A refused action leaves its trace too: who tried what, and the rule that said no. */
-  async function recordRefusal(req: Request, actor: Actor, row: CaseRow, action: string, failure: ApplicationFailure) {
+  async function recordRefusal(
+    req: Request,
+    actor: Actor,
+    row: CaseRow,
+    action: string,
+    rule: string,
+    message: string,
+  ) {
     const caseId = row.case_id;
-    const rule = (failure.details?.[0] as { rule?: string } | undefined)?.rule ?? failure.type ?? 'refused';
     await db.transaction().execute((trx) =>
       appendAuditEvent(trx, {
         eventKey: `${caseId}:refused:${randomUUID()}`,
+        agencyId: row.agency_id,
         actor,
         action: `action.${action}`,
         caseId,
         clientId: row.client_id,
         outcome: 'refused',
-        outcomeReason: `${rule}: ${failure.message}`,
+        outcomeReason: `${rule}: ${message}`,
         requestId: req.id,
         sourceAddress: req.ip ?? null,
       }),

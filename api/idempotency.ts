@@ -10,6 +10,18 @@ import { problem } from './problem';
 const KEY = /^[\x21-\x7e]{1,200}$/;
 const WAIT_MS = 15_000;
 
+function canonicalBody(body: unknown): string {
+  try {
+    return canonicalJson(body ?? null);
+  } catch (error) {
+    // canonicalJson recurses: a body nested thousands deep (64 kB of brackets) overflows the stack.
+    if (error instanceof RangeError) {
+      throw problem(400, 'the request body is nested too deeply', { type: '/problems/validation' });
+    }
+    throw error;
+  }
+}
+
 /**
  * Idempotency-Key for POSTs that start something: the same key and body get the first answer (even
  * while it is being made); the same key with another body is a 422. A 5xx is not kept, so it can be retried.
@@ -21,14 +33,11 @@ export function idempotent(db: Kysely<Database>): RequestHandler {
     if (!KEY.test(key)) throw problem(400, 'Idempotency-Key must be 1-200 visible ASCII characters');
     const user = userOf(req);
     const route = `${req.method} ${req.baseUrl}${req.path}`;
-    const requestHash = createHash('sha256')
-      .update(route)
-      .update('\n')
-      .update(canonicalJson(req.body ?? null))
-      .digest('hex');
+    const requestHash = createHash('sha256').update(route).update('\n').update(canonicalBody(req.body)).digest('hex');
     const claimed = await db
       .insertInto('idempotency_keys')
       .values({
+        agency_id: user.agencyId,
         user_id: user.id,
         idempotency_key: key,
         route,
@@ -37,7 +46,7 @@ export function idempotent(db: Kysely<Database>): RequestHandler {
         response: null,
         headers: null,
       })
-      .onConflict((oc) => oc.columns(['user_id', 'idempotency_key']).doNothing())
+      .onConflict((oc) => oc.columns(['agency_id', 'user_id', 'idempotency_key']).doNothing())
       .returning('status')
       .executeTakeFirst()
       .then(
@@ -47,6 +56,7 @@ export function idempotent(db: Kysely<Database>): RequestHandler {
           db
             .updateTable('idempotency_keys')
             .set({ created_at: new Date() })
+            .where('agency_id', '=', user.agencyId)
             .where('user_id', '=', user.id)
             .where('idempotency_key', '=', key)
             .where('request_hash', '=', requestHash)
@@ -61,16 +71,19 @@ export function idempotent(db: Kysely<Database>): RequestHandler {
       res.json = (body: unknown) => {
         const status = res.statusCode;
         const keep = status < 500;
-        const headers = { location: res.get('location') ?? null };
+        // A problem keeps its application/problem+json when replayed.
+        const headers = { location: res.get('location') ?? null, contentType: res.get('content-type') ?? null };
         const write = keep
           ? db
               .updateTable('idempotency_keys')
               .set({ status, response: JSON.stringify(body), headers: JSON.stringify(headers) })
+              .where('agency_id', '=', user.agencyId)
               .where('user_id', '=', user.id)
               .where('idempotency_key', '=', key)
               .execute()
           : db
               .deleteFrom('idempotency_keys')
+              .where('agency_id', '=', user.agencyId)
               .where('user_id', '=', user.id)
               .where('idempotency_key', '=', key)
               .execute();
@@ -88,6 +101,7 @@ export function idempotent(db: Kysely<Database>): RequestHandler {
       const row = await db
         .selectFrom('idempotency_keys')
         .selectAll()
+        .where('agency_id', '=', user.agencyId)
         .where('user_id', '=', user.id)
         .where('idempotency_key', '=', key)
         .executeTakeFirst();
@@ -96,8 +110,9 @@ export function idempotent(db: Kysely<Database>): RequestHandler {
         throw problem(422, 'this Idempotency-Key was used with a different request; use a new key');
       }
       if (row.status !== null) {
-        const headers = row.headers as { location: string | null } | null;
+        const headers = row.headers as { location: string | null; contentType?: string | null } | null;
         if (headers?.location) res.location(headers.location);
+        if (headers?.contentType) res.type(headers.contentType);
         res.set('Idempotent-Replayed', 'true').status(row.status).json(row.response);
         return;
       }

@@ -1,5 +1,10 @@
 import type { ErrorRequestHandler } from 'express';
-import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+} from '@temporalio/common';
 import { ServiceError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -98,6 +103,42 @@ function isTemporalUnavailable(error: unknown): boolean {
   return code === 14 || code === 4 || /UNAVAILABLE|DEADLINE_EXCEEDED|connect/i.test(error.message);
 }
 
+// What body-parser's error types mean, in our words: its messages may quote the body, so none is passed on.
+const UNREADABLE_BODY: Record<string, Pick<Problem, 'status' | 'detail'> & { type?: string }> = {
+  'entity.parse.failed': { status: 400, detail: 'the request body is not valid JSON', type: '/problems/validation' },
+  'entity.too.large': { status: 413, detail: 'the request body is too large' },
+  'charset.unsupported': { status: 415, detail: 'the request body must be JSON in UTF-8' },
+  'encoding.unsupported': {
+    status: 415,
+    detail: 'the request body must be sent as is or with Content-Encoding gzip, deflate or br',
+  },
+  'request.aborted': { status: 400, detail: 'the request body was cut short' },
+  'request.size.invalid': { status: 400, detail: 'the request body does not match its Content-Length' },
+};
+
+/**
+ * A request Express could not read keeps its 4xx: body-parser's errors (http-errors, `expose: true`) and the
+ * router's URIError for a malformed percent-escape in a path parameter.
+ */
+function unreadableRequest(error: unknown): HttpProblem | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { status, statusCode, expose, type } = error as Record<string, unknown>;
+  const code = typeof status === 'number' ? status : statusCode;
+  if (typeof code !== 'number' || code < 400 || code > 499) return undefined;
+  if (error instanceof URIError) {
+    return problem(400, 'the request path has a malformed percent-escape', { type: '/problems/validation' });
+  }
+  if (expose !== true) return undefined;
+  const known = typeof type === 'string' ? UNREADABLE_BODY[type] : undefined;
+  if (known) {
+    const { status: knownStatus, detail, ...extra } = known;
+    return problem(knownStatus, detail, extra);
+  }
+  // zlib's own error, which body-parser passes on when the body is not what its Content-Encoding says.
+  if ('errno' in error) return problem(code, 'the request body is not compressed as its Content-Encoding says');
+  return problem(code, 'the request could not be read');
+}
+
 /** Turns any thrown error into a problem; an unknown one becomes a 500 that hides its details. */
 export function toProblem(error: unknown): { problem: Problem; unexpected: boolean } {
   if (error instanceof HttpProblem) {
@@ -105,6 +146,14 @@ export function toProblem(error: unknown): { problem: Problem; unexpected: boole
   }
   if (error instanceof WorkflowUpdateFailedError && error.cause instanceof ApplicationFailure) {
     return toProblem(error.cause);
+  }
+  // An activity of the update refused its data (InvalidInput, NotFound, …): answer with that refusal.
+  if (
+    error instanceof WorkflowUpdateFailedError &&
+    error.cause instanceof ActivityFailure &&
+    error.cause.cause instanceof ApplicationFailure
+  ) {
+    return toProblem(error.cause.cause);
   }
   if (error instanceof ApplicationFailure && error.type && error.type in STATUS_BY_FAILURE) {
     const status = STATUS_BY_FAILURE[error.type as FailureType];
@@ -145,13 +194,8 @@ export function toProblem(error: unknown): { problem: Problem; unexpected: boole
       problem(503, 'the workflow engine (Temporal) is unavailable; try again shortly', { dependency: 'temporal' }),
     );
   }
-  const body = error as { type?: unknown; status?: unknown };
-  if (body?.type === 'entity.parse.failed') {
-    return toProblem(problem(400, 'the request body is not valid JSON', { type: '/problems/validation' }));
-  }
-  if (body?.type === 'entity.too.large') {
-    return toProblem(problem(413, 'the request body is too large'));
-  }
+  const unreadable = unreadableRequest(error);
+  if (unreadable) return toProblem(unreadable);
   return {
     problem: {
       type: 'about:blank',

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { CASE_KINDS, CASE_REASONS, CASE_STATUSES } from '../domain/case';
 import { CLIENT_CHOICES, CONTACT_CHANNELS, RISK_FLAGS, STEPS } from '../domain/process';
+import { isTimeZone } from '../domain/time';
 
 export const id = z
   .string()
@@ -9,15 +10,17 @@ export const id = z
   .max(100)
   .regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits, . _ : - only');
 const isoDate = z.iso.date();
-// No control characters: PostgreSQL refuses NUL, and nothing a person types needs the others.
-const text = (max: number) =>
+// Only what PostgreSQL can store: no NUL (nor the other control characters, which nothing a person types needs),
+// and no lone UTF-16 surrogate, which a jsonb column refuses and a text column silently turns into U+FFFD.
+export const text = (max: number) =>
   z
     .string()
     .trim()
     .min(1)
     .max(max)
     // eslint-disable-next-line no-control-regex -- matching control characters is the point
-    .regex(/^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$/, 'control characters are not allowed');
+    .regex(/^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$/, 'control characters are not allowed')
+    .regex(/^\P{Cs}*$/u, 'not valid Unicode: a lone surrogate is not allowed');
 
 export const caseIdParams = z.strictObject({ caseId: z.uuid() });
 export const referralParams = z.strictObject({ caseId: z.uuid(), referralId: z.uuid() });
@@ -31,19 +34,28 @@ const contactPreferences = z.strictObject({
 
 const RELOCATION_REASONS = new Set(['counselor_relocation', 'counselor_departure']);
 
+const candidate = z.strictObject({
+  providerId: id,
+  name: text(200),
+  external: z.boolean().describe('Outside the agency: a release naming the provider is required'),
+  contact: text(300),
+});
+
+/**
+ * A case names the client of the caller's agency; the client's counselor, risk flags, contact preferences and
+ * substance-use records are read from the agency's client record, never from the request.
+ */
 export const createCaseBody = z
   .strictObject({
-    caseId: z.uuid().optional().describe('Chosen by the caller to make the start idempotent; generated if absent'),
-    agencyId: id,
-    clientId: id,
-    clientName: text(200).describe('How the closing letter addresses the client'),
-    counselorId: id,
+    clientId: id.describe("A client of the caller's agency (PUT /v1/clients/{id} first)"),
     kind: z.enum(CASE_KINDS),
     reason: z.enum(CASE_REASONS),
     lastDay: isoDate.optional().describe("The counselor's last day; required for a relocation or departure"),
-    riskFlags: z.array(z.enum(RISK_FLAGS)).max(RISK_FLAGS.length).default([]),
-    contact: contactPreferences.default({ channels: [], noContactAtHome: false }),
-    hasSubstanceUseRecords: z.boolean().default(false),
+    proposedReceivers: z
+      .array(candidate)
+      .max(20)
+      .optional()
+      .describe('Receiving clinicians or providers proposed at the start, in order of preference'),
   })
   .superRefine((body, ctx) => {
     if (RELOCATION_REASONS.has(body.reason) && !body.lastDay) {
@@ -69,29 +81,19 @@ export const safetyPlanBody = z
   .meta({ id: 'SafetyPlan' });
 export const emptyBody = z.strictObject({}).meta({ id: 'Empty' });
 export const riskFlagBody = z.strictObject({ flag: z.enum(RISK_FLAGS) }).meta({ id: 'RiskFlag' });
+export type RiskFlagBody = z.infer<typeof riskFlagBody>;
 export const conversationBody = z
   .strictObject({ heldOn: isoDate, clientChoice: z.enum(CLIENT_CHOICES), lastSessionDate: isoDate })
   .meta({ id: 'Conversation' });
 export const outreachBody = z
   .strictObject({ attemptedOn: isoDate, channel: z.enum(CONTACT_CHANNELS) })
   .meta({ id: 'OutreachAttempt' });
+export type OutreachBody = z.infer<typeof outreachBody>;
 export const waiveConversationBody = z
   .strictObject({ basis: z.enum(['client_initiated', 'clinician_safety']), rationale: text(2000) })
   .meta({ id: 'WaiveConversation' });
 export const proposeReferralBody = z
-  .strictObject({
-    candidates: z
-      .array(
-        z.strictObject({
-          providerId: id,
-          name: text(200),
-          external: z.boolean().describe('Outside the agency: a release naming the provider is required'),
-          contact: text(300),
-        }),
-      )
-      .min(1)
-      .max(20),
-  })
+  .strictObject({ candidates: z.array(candidate).min(1).max(20) })
   .meta({ id: 'ProposeReferral' });
 export const referralResponseBody = z
   .strictObject({
@@ -138,12 +140,22 @@ export const policyBody = z
         referralSlaDays: z.number().int().min(1).max(90),
         rerouteLimit: z.number().int().min(0).max(20),
         followUpOffsetsDays: z.array(z.number().int().min(1).max(365)).min(1).max(12),
+        timeZone: z
+          .string()
+          .max(64)
+          .refine(isTimeZone, 'not an IANA time zone (for example America/Chicago)')
+          .describe("The agency's time zone: today, deadlines and expiries are its dates"),
+        locale: z
+          .string()
+          .max(35)
+          .regex(/^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'a BCP 47 language tag such as en-US')
+          .describe('How letters write dates'),
       })
       .partial(),
   })
   .meta({ id: 'AgencyPolicy' });
 
-const blocker = z.object({ rule: z.string(), detail: z.string() });
+const blocker = z.object({ rule: z.string(), detail: z.string(), due: z.string().optional() });
 
 export const caseView = z
   .object({
@@ -188,7 +200,7 @@ const specialty = z
 /** A client, minimum necessary: who they are, who they see, how to reach them safely, what care they need. */
 export const clientBody = z
   .strictObject({
-    agencyId: id,
+    agencyId: id.optional().describe("The caller's agency (the only one a record can be written in)"),
     name: text(200),
     counselorId: id,
     active: z.boolean(),
@@ -202,7 +214,7 @@ export type ClientBody = z.infer<typeof clientBody>;
 
 export const clinicianBody = z
   .strictObject({
-    agencyId: id,
+    agencyId: id.optional().describe("The caller's agency (the only one a record can be written in)"),
     name: text(200),
     capacity: z.number().int().min(0).max(1000).describe('The most clients this clinician may carry'),
     specialties: z.array(specialty).max(40),
@@ -227,7 +239,6 @@ export const listQuery = z.strictObject({
 
 export const createTransferBody = z
   .strictObject({
-    transferId: z.uuid().optional(),
     counselorId: id,
     lastDay: isoDate,
     reason: z.enum(['counselor_relocation', 'counselor_departure']).default('counselor_relocation'),

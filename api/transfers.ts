@@ -1,13 +1,29 @@
 import { randomUUID } from 'node:crypto';
+import { derivedUuid } from '../ids';
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { Router } from 'express';
 import { type Kysely, sql } from 'kysely';
 import { appendAuditEvent } from '../db/audit';
-import { lockProposals, receiverLoads, requiredSpecialties } from '../db/proposals';
+import { findClient } from '../db/clients';
+import { lockProposals, receiverLoads } from '../db/proposals';
+import {
+  caseloadSize,
+  caseloadStrangers,
+  findClinician,
+  findProposal,
+  findTransfer,
+  openTransferOf,
+} from '../db/transfers';
+import { checkReceiver, checkTransferStart } from '../domain/transfers';
+import { localDate } from '../domain/time';
+import { agencyTimeZone } from '../db/policies';
+import { deniedRead } from './denied';
+import { refusing } from './refusals';
 import type { Database } from '../db/schema';
 import { caseWorkflowId } from '../domain/case';
 import { proposeReferralUpdate } from '../workflows/case';
 import { cancelTransferUpdate, caseloadTransferWorkflow } from '../workflows/caseload-transfer';
+import { PERMISSIONS } from '../domain/roles';
 import { requireRoles, userOf } from './auth';
 import { actorOf, parse } from './http';
 import { problem } from './problem';
@@ -42,57 +58,27 @@ export function transferRoutes({
   router.post('/v1/transfers', async (req, res) => {
     const actor = actorOf(req);
     const user = userOf(req);
-    requireRoles(user, ['staff', 'clinical_director'], 'starting a transfer');
+    requireRoles(user, PERMISSIONS.startTransfer, 'starting a transfer');
     const body = parse(createTransferBody, req.body, 'body');
-    const today = new Date().toISOString().slice(0, 10);
-    if (body.lastDay < today) {
-      throw problem(400, `the counselor's last day (${body.lastDay}) is in the past`, {
-        errors: [{ field: 'body.lastDay', message: 'in the past' }],
-      });
-    }
-    const counselor = await db
-      .selectFrom('clinicians')
-      .select(['clinician_id', 'agency_id'])
-      .where('clinician_id', '=', body.counselorId)
-      .executeTakeFirst();
-    if (!counselor || counselor.agency_id !== user.agencyId)
-      throw problem(422, `no counselor ${body.counselorId} is known: import or create the clinician first`, {
-        rule: 'unknown_counselor',
-      });
+    const unique = body.clientIds ? [...new Set(body.clientIds)] : null;
+    const counselorKnown = (await findClinician(db, user.agencyId, body.counselorId)) !== undefined;
+    const strangers = unique ? await caseloadStrangers(db, user.agencyId, body.counselorId, unique) : [];
+    const expected = unique ? unique.length : await caseloadSize(db, user.agencyId, body.counselorId);
+    const today = localDate(Date.now(), await agencyTimeZone(db, user.agencyId));
+    refusing(() =>
+      checkTransferStart({
+        counselorId: body.counselorId,
+        lastDay: body.lastDay,
+        today,
+        counselorKnown,
+        strangers,
+        expected,
+      }),
+    );
 
-    let expected: number;
-    if (body.clientIds) {
-      const unique = [...new Set(body.clientIds)];
-      const onCaseload = await db
-        .selectFrom('clients')
-        .select('client_id')
-        .where('client_id', 'in', unique)
-        .where('counselor_id', '=', body.counselorId)
-        .where('active', '=', true)
-        .execute();
-      const found = new Set(onCaseload.map((c) => c.client_id));
-      const strangers = unique.filter((id) => !found.has(id));
-      if (strangers.length > 0) {
-        throw problem(
-          422,
-          `${strangers.length} client(s) are not on ${body.counselorId}'s active caseload: ${strangers.slice(0, 20).join(', ')}${strangers.length > 20 ? ', …' : ''}`,
-          { rule: 'not_on_caseload' },
-        );
-      }
-      expected = unique.length;
-    } else {
-      const row = await db
-        .selectFrom('clients')
-        .select((eb) => eb.fn.countAll<string>().as('n'))
-        .where('counselor_id', '=', body.counselorId)
-        .where('active', '=', true)
-        .executeTakeFirstOrThrow();
-      expected = Number(row.n);
-    }
-    if (expected === 0)
-      throw problem(422, `${body.counselorId} has no active clients to transfer`, { rule: 'empty_caseload' });
-
-    const transferId = body.transferId ?? randomUUID();
+    // With an Idempotency-Key the id derives from the agency, the user and the key.
+    const key = req.get('idempotency-key');
+    const transferId = key ? derivedUuid(`transfer:${user.agencyId}:${user.id}:${key}`) : randomUUID();
     try {
       // The row and the start stand or fall together: a failed start leaves no transfer behind.
       await db.transaction().execute(async (trx) => {
@@ -100,7 +86,7 @@ export function transferRoutes({
           .insertInto('transfers')
           .values({
             transfer_id: transferId,
-            agency_id: counselor.agency_id,
+            agency_id: user.agencyId,
             counselor_id: body.counselorId,
             last_day: body.lastDay,
             reason: body.reason,
@@ -119,7 +105,7 @@ export function transferRoutes({
         // Last, so the audit chain's lock is held only for the commit, not across the call to Temporal.
         await appendAuditEvent(trx, {
           eventKey: `transfer:${transferId}:requested`,
-          agencyId: counselor.agency_id,
+          agencyId: user.agencyId,
           actor,
           action: 'transfer.requested',
           outcome: 'done',
@@ -131,12 +117,7 @@ export function transferRoutes({
       });
     } catch (error) {
       if ((error as { code?: string }).code === '23505') {
-        const open = await db
-          .selectFrom('transfers')
-          .select('transfer_id')
-          .where('counselor_id', '=', body.counselorId)
-          .where('status', 'in', ['opening', 'open'])
-          .executeTakeFirst();
+        const open = await openTransferOf(db, user.agencyId, body.counselorId);
         if (open)
           throw problem(409, `${body.counselorId} already has an open transfer (${open.transfer_id})`, {
             rule: 'one_open_transfer',
@@ -151,14 +132,13 @@ export function transferRoutes({
   /** Where every client of the transfer stands, from the read model: fast at any caseload size. */
   router.get('/v1/transfers/:transferId', async (req, res) => {
     const user = userOf(req);
-    requireRoles(user, ['staff', 'clinical_director', 'compliance'], 'reading a transfer');
+    requireRoles(user, PERMISSIONS.readTransfer, 'reading a transfer');
     const { transferId } = parse(transferIdParams, req.params, 'path');
-    const transfer = await db
-      .selectFrom('transfers')
-      .selectAll()
-      .where('transfer_id', '=', transferId)
-      .executeTakeFirst();
-    if (!transfer || transfer.agency_id !== user.agencyId) throw problem(404, `no transfer ${transferId}`);
+    const transfer =
+      (await findTransfer(db, user.agencyId, transferId)) ??
+      (await deniedRead(db, req, user, { kind: 'transfer', id: transferId }, `no transfer ${transferId}`));
+    // The agency's today: a notice due tomorrow in Chicago is not yet due at 7 p.m. there.
+    const today = localDate(Date.now(), await agencyTimeZone(db, user.agencyId));
     const ids = (where: ReturnType<typeof sql>) =>
       sql<{
         case_id: string;
@@ -180,7 +160,7 @@ export function transferRoutes({
         db,
       ),
       ids(
-        sql`status = 'open' and step in ('decision_review', 'client_conversation') and notice_due <= current_date + coalesce((state->'policy'->>'noticeWarningDays')::int, 3)`,
+        sql`status = 'open' and step in ('decision_review', 'client_conversation') and notice_due <= ${today}::date + coalesce((state->'policy'->>'noticeWarningDays')::int, 3)`,
       ),
       ids(sql`status = 'open' and jsonb_array_length(coalesce(state->'escalations', '[]'::jsonb)) > 0`),
       ids(sql`status = 'open' and updated_at < now() - make_interval(days => ${STUCK_AFTER_DAYS})`),
@@ -202,7 +182,8 @@ export function transferRoutes({
       else if (row.informed === 'false') told.late += Number(row.n);
       else told.notYet += Number(row.n);
     }
-    const casesOpened = Object.values(statuses).reduce((a, b) => a + b, 0);
+    // A case counts once its own workflow has opened it from the client record, not while only reserved.
+    const casesOpened = Object.values(statuses).reduce((a, b) => a + b, 0) - (statuses.opening ?? 0);
     res.json({
       transferId,
       counselorId: transfer.counselor_id,
@@ -229,15 +210,13 @@ export function transferRoutes({
   /** Cancels the transfer (the move fell through); its open cases are cancelled, each saying why. */
   router.post('/v1/transfers/:transferId/cancel', async (req, res) => {
     const actor = actorOf(req);
-    requireRoles(userOf(req), ['staff', 'clinical_director'], 'cancelling a transfer');
+    requireRoles(userOf(req), PERMISSIONS.cancelTransfer, 'cancelling a transfer');
     const { transferId } = parse(transferIdParams, req.params, 'path');
     const { reason } = parse(cancelCaseBody, req.body, 'body');
-    const transfer = await db
-      .selectFrom('transfers')
-      .select(['status', 'agency_id'])
-      .where('transfer_id', '=', transferId)
-      .executeTakeFirst();
-    if (!transfer || transfer.agency_id !== userOf(req).agencyId) throw problem(404, `no transfer ${transferId}`);
+    const user = userOf(req);
+    const transfer =
+      (await findTransfer(db, user.agencyId, transferId)) ??
+      (await deniedRead(db, req, user, { kind: 'transfer', id: transferId }, `no transfer ${transferId}`));
     try {
       const state = await temporal.workflow
         .getHandle(transferWorkflowId(transferId))
@@ -254,61 +233,38 @@ export function transferRoutes({
     const actor = actorOf(req);
     const { transferId, caseId } = parse(transferCaseParams, req.params, 'path');
     const { clinicianId } = parse(overrideProposalBody, req.body, 'body');
-    requireRoles(userOf(req), ['clinical_director'], 'overriding a proposal');
-    const proposal = await db
-      .selectFrom('proposals')
-      .selectAll()
-      .where('case_id', '=', caseId)
-      .where('transfer_id', '=', transferId)
-      .executeTakeFirst();
-    if (!proposal) throw problem(404, `no case ${caseId} in transfer ${transferId}`);
-    const transfer = await db
-      .selectFrom('transfers')
-      .select(['agency_id', 'counselor_id'])
-      .where('transfer_id', '=', transferId)
-      .executeTakeFirstOrThrow();
-    if (transfer.agency_id !== userOf(req).agencyId) throw problem(404, `no case ${caseId} in transfer ${transferId}`);
-    const clinician = await db
-      .selectFrom('clinicians')
-      .selectAll()
-      .where('clinician_id', '=', clinicianId)
-      .executeTakeFirst();
-    if (
-      !clinician ||
-      clinician.agency_id !== transfer.agency_id ||
-      !clinician.active ||
-      clinician.clinician_id === transfer.counselor_id
-    ) {
-      throw problem(422, `${clinicianId} is not an active clinician of this agency who can receive the client`, {
-        rule: 'unknown_receiver',
-      });
-    }
+    requireRoles(userOf(req), PERMISSIONS.overrideProposal, 'overriding a proposal');
+    const agencyId = userOf(req).agencyId;
+    const proposal = await findProposal(db, agencyId, transferId, caseId);
+    if (!proposal)
+      return deniedRead(
+        db,
+        req,
+        userOf(req),
+        { kind: 'case', id: caseId },
+        `no case ${caseId} in transfer ${transferId}`,
+      );
+    const clinician = await findClinician(db, agencyId, clinicianId);
     // Under the agency's proposal lock: the receiver must have room and every specialty the client needs.
     await db.transaction().execute(async (trx) => {
-      await lockProposals(trx, transfer.agency_id);
-      const [receiver] = await receiverLoads(trx, transfer.agency_id, {
-        exceptClinicianId: transfer.counselor_id,
-        onlyClinicianId: clinicianId,
-      });
-      const client = await trx
-        .selectFrom('clients')
-        .select(['needs', 'risk_flags'])
-        .where('client_id', '=', proposal.client_id)
-        .executeTakeFirstOrThrow();
-      const already = proposal.clinician_id === clinicianId ? 1 : 0;
-      if (!receiver || receiver.load - already >= receiver.capacity) {
-        throw problem(422, `${clinicianId} has no room left (capacity ${receiver?.capacity ?? 0})`, {
-          rule: 'receiver_full',
-        });
-      }
-      const missing = requiredSpecialties(client.needs, client.risk_flags).filter(
-        (need) => !receiver.specialties.includes(need),
+      await lockProposals(trx, agencyId);
+      const [load] = clinician
+        ? await receiverLoads(trx, agencyId, {
+            exceptClinicianId: proposal.departing_counselor_id,
+            onlyClinicianId: clinicianId,
+          })
+        : [];
+      const client = await findClient(trx, agencyId, proposal.client_id);
+      refusing(() =>
+        checkReceiver({
+          clinicianId,
+          clinician,
+          departingCounselorId: proposal.departing_counselor_id,
+          load,
+          alreadyProposed: proposal.clinician_id === clinicianId,
+          client: { needs: client?.needs ?? [], riskFlags: client?.risk_flags ?? [] },
+        }),
       );
-      if (missing.length > 0) {
-        throw problem(422, `${clinicianId} lacks what this client needs: ${missing.join(', ')}`, {
-          rule: 'receiver_lacks_specialty',
-        });
-      }
       await trx
         .updateTable('proposals')
         .set({ clinician_id: clinicianId, overridden_by: actor.id })
@@ -324,7 +280,7 @@ export function transferRoutes({
             requestId: req.id,
             replace: true,
             candidates: [
-              { providerId: clinician.clinician_id, name: clinician.name, external: false, contact: clinician.contact },
+              { providerId: clinicianId, name: clinician!.name, external: false, contact: clinician!.contact },
             ],
           },
         ],

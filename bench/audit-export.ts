@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     const loadSeconds = (performance.now() - t0) / 1000;
 
     await upsertUser(database.db, { id: 'compliance-1', role: 'compliance', agencyId: 'bench', name: 'bench' });
-    const { token } = await createToken(database.db, 'compliance-1');
+    const { token } = await createToken(database.db, { agencyId: 'bench', userId: 'compliance-1' });
     const app = createApp({
       db: database.db,
       temporal: temporal.client,

@@ -79,7 +79,7 @@ async function main(): Promise<void> {
       receivers: [{ capacity: CLIENTS }, { capacity: CLIENTS }],
     });
     await upsertUser(database.db, { id: 'bench-staff', role: 'staff', agencyId: seed.agencyId, name: 'bench' });
-    const { token } = await createToken(database.db, 'bench-staff');
+    const { token } = await createToken(database.db, { agencyId: seed.agencyId, userId: 'bench-staff' });
     const headers = { authorization: `Bearer ${token}` };
     const call = async <T>(path: string, init: RequestInit = {}): Promise<T> => {
       const res = await fetch(`http://127.0.0.1:${port}${path}`, {

@@ -8,7 +8,7 @@ export const GENESIS_HASH = '0'.repeat(64);
 export interface AuditEventInput {
   /** Business key that makes the write idempotent, e.g. `<caseId>:opened`. */
   eventKey: string;
-  /** The agency the event belongs to; found from the case, else from the acting user, when not given. */
+  /** The agency the event belongs to; found from the case when not given. */
   agencyId?: string | null;
   actor: { id: string; role: Role | 'system' };
   action: string;
@@ -90,14 +90,11 @@ export async function appendAuditEvent(
     .orderBy('seq', 'desc')
     .limit(1)
     .executeTakeFirst();
+  // A user id names a person only within an agency: events about users carry their agency explicitly.
   const agencyId =
     input.agencyId ??
     (input.caseId
       ? (await trx.selectFrom('cases').select('agency_id').where('case_id', '=', input.caseId).executeTakeFirst())
-          ?.agency_id
-      : undefined) ??
-    (input.actor.role !== 'system'
-      ? (await trx.selectFrom('users').select('agency_id').where('user_id', '=', input.actor.id).executeTakeFirst())
           ?.agency_id
       : undefined) ??
     null;

@@ -6,6 +6,7 @@ import type { Actor } from '../domain/case';
 import { appendAuditEvent } from './audit';
 import {
   type ReferenceKind,
+  agencyOwned,
   type UpsertOutcome,
   clientRow,
   clinicianRow,
@@ -99,10 +100,23 @@ export async function importCsv(
   kind: ReferenceKind,
   csv: string,
   actor: Actor,
-  onProgress: (done: number, total: number) => void = () => {},
-): Promise<ImportReport> {
+  options: {
+    /** The agency the file is imported into: a row of any other agency is rejected. */
+    agencyId: string;
+    onProgress?: (done: number, total: number) => void;
+  },
+): Promise<ImportReport & { clientIds: string[] }> {
+  const { agencyId, onProgress = () => {} } = options;
   const format = FORMATS[kind];
-  const report: ImportReport = { kind, rows: 0, inserted: 0, updated: 0, unchanged: 0, rejected: [] };
+  const report: ImportReport & { clientIds: string[] } = {
+    kind,
+    rows: 0,
+    inserted: 0,
+    updated: 0,
+    unchanged: 0,
+    rejected: [],
+    clientIds: [],
+  };
   let records: { record: Record<string, string>; info: { lines: number } }[];
   try {
     records = parseCsv(csv, {
@@ -135,15 +149,22 @@ export async function importCsv(
       report.rejected.push({ line, reason: `${format.id}: must be 1-100 letters, digits, . _ : -` });
     } else if (seen.has(id)) {
       report.rejected.push({ line, reason: `${format.id} ${id} repeats line ${seen.get(id)}` });
+    } else if (agencyOwned(kind) && record.agency_id && record.agency_id !== agencyId) {
+      // No import crosses agencies: a row of another agency is another agency's to import.
+      report.rejected.push({
+        line,
+        reason: `agency_id ${record.agency_id} is not ${agencyId}, the agency imported into`,
+      });
     } else {
       seen.set(id, line);
-      const parsed = format.schema.safeParse(format.body(record));
+      const parsed = format.schema.safeParse(format.body({ ...record, agency_id: agencyId }));
       if (!parsed.success) {
         const reason = parsed.error.issues.map((i) => `${i.path.join('.') || 'row'}: ${i.message}`).join('; ');
         report.rejected.push({ line, reason });
       } else {
-        outcome = await upsertReference(db, kind, format.row(id, parsed.data));
+        outcome = await upsertReference(db, kind, format.row(id, { ...(parsed.data as object), agencyId }));
         report[outcome]++;
+        if (kind === 'clients') report.clientIds.push(id);
       }
     }
     if (index % 50 === 0 || index === records.length - 1) onProgress(index + 1, records.length);
@@ -151,6 +172,7 @@ export async function importCsv(
   await db.transaction().execute((trx) =>
     appendAuditEvent(trx, {
       eventKey: `import:${kind}:${Date.now()}:${Math.random().toString(36).slice(2)}`,
+      agencyId: agencyOwned(kind) ? agencyId : null,
       actor,
       action: `${kind}.imported`,
       outcome: report.rejected.length ? 'refused' : 'done',

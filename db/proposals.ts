@@ -1,5 +1,4 @@
 import { type Kysely, sql } from 'kysely';
-import type { RiskFlag } from '../domain/process';
 import type { Database } from './schema';
 
 export interface ReceiverLoad {
@@ -8,11 +7,6 @@ export interface ReceiverLoad {
   /** Active clients now, plus clients proposed to them by open transfers. */
   load: number;
   specialties: string[];
-}
-
-/** Specialties a receiver needs for a client: the client's needs, and one per risk flag. */
-export function requiredSpecialties(needs: string[], riskFlags: RiskFlag[]): string[] {
-  return [...new Set([...needs, ...riskFlags])];
 }
 
 /** Serializes proposal changes within an agency, so no two of them overbook one receiver. */
@@ -33,6 +27,7 @@ export async function receiverLoads(
       eb
         .selectFrom('clients as cl')
         .select((e) => e.fn.countAll<string>().as('n'))
+        .whereRef('cl.agency_id', '=', 'c.agency_id')
         .whereRef('cl.counselor_id', '=', 'c.clinician_id')
         .where('cl.active', '=', true)
         .as('caseload'),
@@ -40,6 +35,7 @@ export async function receiverLoads(
         .selectFrom('proposals as p')
         .innerJoin('transfers as t', 't.transfer_id', 'p.transfer_id')
         .select((e) => e.fn.countAll<string>().as('n'))
+        .whereRef('t.agency_id', '=', 'c.agency_id')
         .whereRef('p.clinician_id', '=', 'c.clinician_id')
         .where('t.status', 'in', ['opening', 'open'])
         .as('proposed'),

@@ -175,6 +175,7 @@ export interface UsersTable {
 
 export interface ApiTokensTable {
   token_id: string;
+  agency_id: string;
   user_id: string;
   token_hash: string;
   label: string;
@@ -184,6 +185,7 @@ export interface ApiTokensTable {
 }
 
 export interface IdempotencyKeysTable {
+  agency_id: string;
   user_id: string;
   idempotency_key: string;
   route: string;

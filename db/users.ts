@@ -17,7 +17,7 @@ export function hashToken(token: string): string {
 /** A new random token (shown once; only its hash is stored). */
 export async function createToken(
   db: Kysely<Database>,
-  userId: string,
+  owner: { agencyId: string; userId: string },
   options: { label?: string; days?: number } = {},
 ): Promise<{ tokenId: string; token: string; expiresAt: Date }> {
   const token = `hk_${randomBytes(32).toString('base64url')}`;
@@ -27,7 +27,8 @@ export async function createToken(
     .insertInto('api_tokens')
     .values({
       token_id: tokenId,
-      user_id: userId,
+      agency_id: owner.agencyId,
+      user_id: owner.userId,
       token_hash: hashToken(token),
       label: options.label ?? 'token',
       expires_at: expiresAt,
@@ -36,10 +37,11 @@ export async function createToken(
   return { tokenId, token, expiresAt };
 }
 
-export async function revokeToken(db: Kysely<Database>, tokenId: string): Promise<boolean> {
+export async function revokeToken(db: Kysely<Database>, agencyId: string, tokenId: string): Promise<boolean> {
   const result = await db
     .updateTable('api_tokens')
     .set({ revoked_at: sql`coalesce(revoked_at, now())` })
+    .where('agency_id', '=', agencyId)
     .where('token_id', '=', tokenId)
     .executeTakeFirst();
   return (result.numUpdatedRows ?? 0n) > 0n;
@@ -51,7 +53,9 @@ export type TokenCheck = { user: User; tokenId: string } | { problem: string };
 export async function userForToken(db: Kysely<Database>, token: string): Promise<TokenCheck> {
   const row = await db
     .selectFrom('api_tokens as t')
-    .innerJoin('users as u', 'u.user_id', 't.user_id')
+    .innerJoin('users as u', (join) =>
+      join.onRef('u.agency_id', '=', 't.agency_id').onRef('u.user_id', '=', 't.user_id'),
+    )
     .select(['t.token_id', 't.expires_at', 't.revoked_at', 'u.user_id', 'u.role', 'u.agency_id', 'u.name', 'u.active'])
     .where('t.token_hash', '=', hashToken(token))
     .executeTakeFirst();
@@ -66,12 +70,16 @@ export async function upsertUser(db: Kysely<Database>, user: User): Promise<void
   await db
     .insertInto('users')
     .values({ user_id: user.id, role: user.role, agency_id: user.agencyId, name: user.name })
-    // A user never moves between agencies: an id taken in another agency is left alone.
-    .onConflict((oc) =>
-      oc
-        .column('user_id')
-        .doUpdateSet({ role: user.role, name: user.name })
-        .where('users.agency_id', '=', user.agencyId),
-    )
+    .onConflict((oc) => oc.columns(['agency_id', 'user_id']).doUpdateSet({ role: user.role, name: user.name }))
     .execute();
+}
+
+/** One user of one agency; another agency's user of the same id is not found. */
+export async function findUser(db: Kysely<Database>, agencyId: string, userId: string) {
+  return db
+    .selectFrom('users')
+    .selectAll()
+    .where('agency_id', '=', agencyId)
+    .where('user_id', '=', userId)
+    .executeTakeFirst();
 }

@@ -3,6 +3,9 @@
  * Pure functions of the state, shared by the workflow (validators) and tests; no I/O.
  */
 import type { Actor, CaseKind, CaseReason, CaseStatus } from './case';
+import { PERMISSIONS, type Permission, may } from './roles';
+import { RULES, RuleRefusal } from './rules/rule';
+import { DEFAULT_LOCALE, DEFAULT_TIME_ZONE } from './time';
 
 export const RISK_FLAGS = ['suicide_risk', 'domestic_violence', 'recent_relapse'] as const;
 export type RiskFlag = (typeof RISK_FLAGS)[number];
@@ -54,6 +57,10 @@ export interface Policy {
   referralSlaDays: number;
   rerouteLimit: number;
   followUpOffsetsDays: number[];
+  /** The agency's IANA time zone: "today", deadlines and expiries are its dates. Absent in cases started before it existed. */
+  timeZone?: string;
+  /** How letters write dates ("November 29, 2026"). */
+  locale?: string;
 }
 
 export const DEFAULT_POLICY: Policy = Object.freeze({
@@ -65,6 +72,8 @@ export const DEFAULT_POLICY: Policy = Object.freeze({
   referralSlaDays: 7,
   rerouteLimit: 2,
   followUpOffsetsDays: [7, 30],
+  timeZone: DEFAULT_TIME_ZONE,
+  locale: DEFAULT_LOCALE,
 });
 
 export interface Consent {
@@ -102,6 +111,14 @@ export interface Escalation {
   level: number;
 }
 
+/** A client's safety facts, as the agency's client record holds them: the only place a case takes them from. */
+export interface ClientFacts {
+  counselorId: string;
+  riskFlags: RiskFlag[];
+  contact: ContactPreferences;
+  hasSubstanceUseRecords: boolean;
+}
+
 export interface CaseFacts {
   caseId: string;
   agencyId: string;
@@ -118,7 +135,10 @@ export interface CaseFacts {
 }
 
 export interface CaseProcessState {
+  /** Read from the agency's client record when the case opens, and again whenever the record changes. */
   facts: CaseFacts;
+  /** The agency's date the case opened (absent in cases started before it was kept). */
+  openedOn?: string;
   policy: Policy;
   status: CaseStatus;
   step: Step;
@@ -150,42 +170,44 @@ export interface CaseProcessState {
   referrals: Referral[];
   reroutes: number;
   consents: Consent[];
-  letter: { letterId: string; delivery: 'sent' | 'held_for_in_person'; channel: ContactChannel | null } | null;
+  letter: {
+    letterId: string;
+    delivery: 'sent' | 'held_for_in_person';
+    channel: ContactChannel | null;
+    /** The safe-contact fact that held it, when it was held. */
+    heldBecause?: string | null;
+  } | null;
   followUp: { engaged: boolean; checks: { offsetDays: number; engaged: boolean }[] };
   escalations: Escalation[];
   /** Who cancelled (null: the system, e.g. a cancel sent through Temporal itself). */
   cancellation: { actor: Actor | null; reason: string; requestId: string | null } | null;
 }
 
-/** A refusal: the rule that refused, and what is missing. */
-export class RuleRefusal extends Error {
-  constructor(
-    readonly rule: string,
-    message: string,
-  ) {
-    super(message);
-  }
+/** The state of a case once opened: its facts from the client record, the agency's policy, the day it opened. */
+export function openedState(
+  state: CaseProcessState,
+  opened: { policy: Policy; facts: ClientFacts; openedOn: string },
+): CaseProcessState {
+  return {
+    ...state,
+    policy: opened.policy,
+    openedOn: opened.openedOn,
+    facts: { ...state.facts, ...opened.facts, riskFlags: [...opened.facts.riskFlags] },
+    risk: { ...state.risk, flagCount: opened.facts.riskFlags.length },
+    status: 'open',
+    step: 'decision_review',
+  };
 }
-
-export const RULES = {
-  separationOfDuties: 'separation_of_duties',
-  noAbandonment: 'no_abandonment',
-  riskFirst: 'risk_first',
-  safeContact: 'safe_contact',
-  consentBeforeDisclosure: 'consent_before_disclosure',
-  clientAutonomy: 'client_autonomy',
-  deadlines: 'deadlines',
-  role: 'role',
-  step: 'step',
-} as const;
 
 function refuse(rule: string, message: string): never {
   throw new RuleRefusal(rule, message);
 }
 
-export function requireRole(actor: Actor, roles: Actor['role'][], what: string): void {
-  if (!roles.includes(actor.role)) {
-    refuse(RULES.role, `${what} needs the role ${roles.join(' or ')}; ${actor.id} acts as ${actor.role}`);
+/** Function-level access inside the workflow: the same matrix the API checks. */
+export function requireRole(actor: Actor, permission: Permission, what: string): void {
+  if (!may(actor.role, permission)) {
+    const roles = PERMISSIONS[permission].join(' or ');
+    refuse(RULES.role, `${what} needs the role ${roles}; ${actor.id} acts as ${actor.role}`);
   }
 }
 
@@ -201,22 +223,11 @@ export function requireStep(state: CaseProcessState, steps: Step[], what: string
   }
 }
 
-/** The case's counselor, or a director of the agency. */
+/** The case's own counselor, or a director of the agency (after the role check of the matrix). */
 export function requireCounselorOrDirector(state: CaseProcessState, actor: Actor, what: string): void {
   if (actor.role === 'clinical_director') return;
   if (actor.role === 'counselor' && actor.id === state.facts.counselorId) return;
   refuse(RULES.role, `${what} is for the case's counselor or a clinical director`);
-}
-
-export function hasActiveRisk(state: CaseProcessState): boolean {
-  return state.facts.riskFlags.length > 0;
-}
-
-/** Risk first: a documented safety plan and a director's approval, both after the latest flag. */
-export function riskGateOpen(state: CaseProcessState): boolean {
-  if (!hasActiveRisk(state)) return true;
-  const { flagCount, planCoversFlags, approvalCoversFlags } = state.risk;
-  return planCoversFlags === flagCount && approvalCoversFlags === flagCount;
 }
 
 export function acceptedReferral(state: CaseProcessState): Referral | undefined {
@@ -229,147 +240,26 @@ export function currentReferral(state: CaseProcessState): Referral | undefined {
   return state.referrals.find((r) => ['proposed', 'sent'].includes(r.state)) ?? acceptedReferral(state);
 }
 
-/** Whether the client chose to decline further services (and may: autonomy). */
-export function clientDeclinedServices(state: CaseProcessState): boolean {
-  return state.conversation.clientChoice === 'decline_services';
-}
-
-/** No referral to make: the client declined, or could not be reached to choose one. */
-export function noReferralWanted(state: CaseProcessState): boolean {
-  return clientDeclinedServices(state) || state.conversation.precludedBy !== null;
-}
-
-/** Safe contact: with a domestic-violence flag or "no contact at home", only channels confirmed safe. */
-export function contactRestricted(facts: CaseFacts): boolean {
-  return facts.riskFlags.includes('domestic_violence') || facts.contact.noContactAtHome;
-}
-
-export function channelAllowed(facts: CaseFacts, channel: ContactChannel): boolean {
-  if (channel === 'in_person' || !contactRestricted(facts)) return true;
-  return facts.contact.channels.some((c) => c.channel === channel && c.safe);
-}
-
-/** A consent that lets this case disclose to this provider today, or the reason there is none. */
-export function consentFor(state: CaseProcessState, providerId: string, today: string): Consent | string {
-  const naming = state.consents.filter((c) => c.recipientProviderId === providerId);
-  if (naming.length === 0) return `no release of information names ${providerId}`;
-  const live = naming.filter((c) => !c.revokedAt);
-  if (live.length === 0) return `the release naming ${providerId} was revoked`;
-  const current = live.filter((c) => c.expiresOn >= today);
-  if (current.length === 0) return `the release naming ${providerId} expired`;
-  if (state.facts.hasSubstanceUseRecords) {
-    const sud = current.find((c) => c.coversSubstanceUseRecords);
-    if (!sud)
-      return `the client has substance-use-disorder records and no release naming ${providerId} covers them (42 CFR Part 2)`;
-    return sud;
-  }
-  return current[0]!;
-}
-
 /**
- * Safe contact: the channel a letter may go by, or null when it must be held for in-person delivery.
- * With a domestic-violence flag or "no contact at home", only a channel the client confirmed safe.
+ * Ids and the case's own choices. The client's facts (counselor, risk flags, contact preferences,
+ * substance-use records) are read from the agency's client record by the first activity, never taken from here.
  */
-export function letterChannel(facts: CaseFacts): ContactChannel | null {
-  const restricted = contactRestricted(facts);
-  const usable = facts.contact.channels.filter((c) => c.channel !== 'in_person');
-  const chosen = restricted ? usable.find((c) => c.safe) : usable[0];
-  return chosen?.channel ?? null;
-}
-
-/** The date by which a relocating counselor's client must be told (ISO date), if there is a last day. */
-export function noticeDueDate(facts: CaseFacts, policy: Policy): string | null {
-  if (!facts.lastDay) return null;
-  return addDays(facts.lastDay, -policy.noticeDays);
-}
-
-export function addDays(isoDate: string, days: number): string {
-  const date = new Date(`${isoDate.slice(0, 10)}T00:00:00.000Z`);
-  date.setUTCDate(date.getUTCDate() + days);
-  return date.toISOString().slice(0, 10);
-}
-
-export function daysBetween(fromIsoDate: string, toIsoDate: string): number {
-  const from = Date.parse(`${fromIsoDate.slice(0, 10)}T00:00:00.000Z`);
-  const to = Date.parse(`${toIsoDate.slice(0, 10)}T00:00:00.000Z`);
-  return Math.round((to - from) / 86_400_000);
-}
-
-export interface Blocker {
-  rule: string;
-  detail: string;
-}
-
-/** What the case waits for now, and what would stop it from closing: the answer a director asks for. */
-export function explain(state: CaseProcessState): { waitingFor: string[]; blockers: Blocker[] } {
-  const waitingFor: string[] = [];
-  const blockers: Blocker[] = [];
-  if (state.status !== 'open') return { waitingFor, blockers };
-  switch (state.step) {
-    case 'decision_review':
-      waitingFor.push(
-        state.review.state === 'sent_back'
-          ? `the counselor (${state.facts.counselorId}) to revise the decision that was sent back`
-          : `a clinical director other than ${state.facts.counselorId} to review the decision`,
-      );
-      break;
-    case 'client_conversation': {
-      const attempts = state.conversation.outreach.length;
-      waitingFor.push(
-        `the counselor to record the ending conversation with the client` +
-          (attempts ? ` (${attempts} of ${state.policy.outreachAttempts} outreach attempts made)` : ''),
-      );
-      break;
-    }
-    case 'referral_handoff': {
-      const referral = currentReferral(state);
-      if (!referral) waitingFor.push('staff to propose a receiving clinician or provider');
-      else if (referral.state === 'proposed') {
-        waitingFor.push(`a release of information naming ${referral.candidate.name} before the referral is sent`);
-      } else if (referral.state === 'sent') waitingFor.push(`${referral.candidate.name} to accept or decline`);
-      else if (referral.state === 'accepted')
-        waitingFor.push(`the first appointment with ${referral.candidate.name} to be scheduled`);
-      break;
-    }
-    case 'closure_letter':
-      waitingFor.push('the closure letter to be issued');
-      break;
-    case 'follow_up':
-      waitingFor.push('the follow-up checks after closure');
-      break;
-    default:
-      break;
-  }
-  if (hasActiveRisk(state)) {
-    if (!riskGateOpen(state)) {
-      blockers.push({
-        rule: RULES.riskFirst,
-        detail:
-          state.risk.planCoversFlags === state.risk.flagCount
-            ? 'a clinical director must approve the safety plan'
-            : 'a continuity/safety plan must be documented, then approved by a clinical director',
-      });
-    }
-    if (!acceptedReferral(state)) {
-      blockers.push({
-        rule: RULES.riskFirst,
-        detail: 'a receiving provider must accept the referral before a client at risk is closed',
-      });
-    }
-  }
-  if (!state.conversation.heldOn && !state.conversation.precludedBy) {
-    blockers.push({
-      rule: RULES.noAbandonment,
-      detail: 'pretermination counseling has not been held or documented as precluded',
-    });
-  }
-  if (
-    state.step !== 'follow_up' &&
-    state.step !== 'done' &&
-    !clientDeclinedServices(state) &&
-    !acceptedReferral(state)
-  ) {
-    blockers.push({ rule: RULES.noAbandonment, detail: 'no receiving provider has accepted the client yet' });
-  }
-  return { waitingFor, blockers };
+export interface CaseInput {
+  caseId: string;
+  agencyId: string;
+  clientId: string;
+  kind: CaseKind;
+  reason: CaseReason;
+  lastDay?: string | null;
+  /** Only in cases started before facts came from the client record (replayed, never sent now). */
+  counselorId?: string;
+  riskFlags?: RiskFlag[];
+  contact?: ContactPreferences;
+  hasSubstanceUseRecords?: boolean;
+  clientName?: string;
+  /** Receivers proposed when the case starts (a caseload transfer proposes one per client). */
+  proposedCandidates?: Candidate[];
+  transferId?: string | null;
+  openedBy: Actor;
+  requestId: string | null;
 }

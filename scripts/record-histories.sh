@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Runs the process tests and adopts the histories they recorded as the replay test's fixtures.
-# Do this when a workflow change is meant to be compatible, and commit the result with it.
+# Runs the process tests and adds the histories they recorded to the replay test's fixtures, under a label
+# (the release or change they were recorded on). Histories already kept are never overwritten: every one of
+# them is replayed in CI, so a change that would break cases started on an earlier release fails there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+label="${1:?usage: npm run histories:record -- <label, e.g. the release>}"
+[[ "$label" =~ ^[A-Za-z0-9._-]+$ ]] || { echo "the label may hold letters, digits, . _ - only" >&2; exit 64; }
 npx jest tests/case-process.test.ts tests/case-timers.test.ts tests/transfer.test.ts
-cp .data/test/histories/*.json tests/histories/
-ls tests/histories
+for file in .data/test/histories/*.json; do
+  target="tests/histories/$(basename "$file" .json)@$label.json"
+  if [[ -e "$target" ]]; then echo "kept: $target already exists" >&2; continue; fi
+  cp "$file" "$target"
+  echo "added $target"
+done

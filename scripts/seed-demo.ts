@@ -31,7 +31,8 @@ export async function seedDemo(db: Kysely<Database>, tokensFile: string): Promis
       agency_id: DEMO_AGENCY,
       agency_name: 'Demo Counseling Center',
       agency_phone: '555-0100',
-      policy: JSON.stringify(DEFAULT_POLICY),
+      // A US agency: its dates (today, deadlines, expiries) are Chicago's.
+      policy: JSON.stringify({ ...DEFAULT_POLICY, timeZone: 'America/Chicago', locale: 'en-US' }),
       updated_by: 'seed',
     })
     .onConflict((oc) => oc.column('agency_id').doNothing())
@@ -95,7 +96,9 @@ export async function seedDemo(db: Kysely<Database>, tokensFile: string): Promis
       continue;
     }
     const user = USERS.find((u) => u.role === role)!;
-    tokens[role] = (await createToken(db, user.id, { label: 'dev', days: 30 })).token;
+    tokens[role] = (
+      await createToken(db, { agencyId: DEMO_AGENCY, userId: user.id }, { label: 'dev', days: 30 })
+    ).token;
   }
   writeFileSync(tokensFile, `${JSON.stringify(tokens, null, 2)}\n`, { mode: 0o600 });
   return tokens;

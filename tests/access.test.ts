@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createToken, upsertUser } from '../db/users';
 import type { Role } from '../domain/case';
-import { COUNSELOR, CaseDriver, caseBody } from './support/cases';
+import { COUNSELOR, CaseDriver, caseBody, putClient } from './support/cases';
 import { type TestActor, type TestStack, eventually, send, startStack, tokenFor, withApp } from './support/stack';
 
 let stack: TestStack;
@@ -102,7 +102,7 @@ describe('tokens', () => {
     expect(unknown.body.detail).toMatch(/not known/);
 
     await upsertUser(stack.db, { id: 'staff-exp', role: 'staff', agencyId: 'agency-1', name: 'x' });
-    const expired = await createToken(stack.db, 'staff-exp');
+    const expired = await createToken(stack.db, { agencyId: 'agency-1', userId: 'staff-exp' });
     await stack.db
       .updateTable('api_tokens')
       .set({ expires_at: new Date(Date.now() - 1000) })
@@ -151,7 +151,8 @@ describe('tokens', () => {
 
 describe('idempotency and strictness', () => {
   test('when fifty identical requests share an Idempotency-Key, then one case starts and all get its answer; another body is a 422', async () => {
-    const { caseId: _drop, ...body } = caseBody();
+    const { agencyId, clientId, record, start: body } = caseBody();
+    await putClient(stack, agencyId, clientId, record);
     const key = randomUUID();
     const answers = await Promise.all(
       Array.from({ length: 50 }, () =>
@@ -163,21 +164,23 @@ describe('idempotency and strictness', () => {
     expect(ids.size).toBe(1);
     const [caseId] = [...ids];
     await eventually(async () => (await stack.request('GET', `/v1/cases/${caseId}`)).body.status === 'open');
-    const rows = await stack.db.selectFrom('cases').select('case_id').where('client_id', '=', body.clientId).execute();
+    const rows = await stack.db.selectFrom('cases').select('case_id').where('client_id', '=', clientId).execute();
     expect(rows).toHaveLength(1);
     expect(answers.filter((a) => a.headers.get('idempotent-replayed') === 'true').length).toBe(49);
     const other = await stack.request('POST', '/v1/cases', {
-      body: { ...body, clientName: 'Someone Else' },
+      body: { ...body, reason: 'goals_met' },
       headers: { 'idempotency-key': key },
     });
     expect(other.status).toBe(422);
   });
 
   test('when a body is huge, a field unknown or a page too large, then a 4xx says so', async () => {
-    const huge = await stack.request('POST', '/v1/cases', { body: { ...caseBody(), clientName: 'x'.repeat(70_000) } });
+    const huge = await stack.request('POST', '/v1/cases', {
+      body: { ...caseBody().start, clientId: 'x'.repeat(70_000) },
+    });
     expect(huge.status).toBe(413);
-    const nested = await stack.request('POST', '/v1/cases', {
-      body: { ...caseBody(), contact: { channels: [], noContactAtHome: false, admin: true } },
+    const nested = await stack.request('PUT', '/v1/clients/client-nested', {
+      body: { ...caseBody().record, contact: { channels: [], noContactAtHome: false, admin: true } },
     });
     expect(nested.status).toBe(400);
     expect(nested.body.errors[0].field).toBe('body.contact.admin');

@@ -213,6 +213,24 @@ describe('the trail for compliance', () => {
     expect(foreignDisclosures.body.disclosures).toEqual([]);
     const verify = await stack.request('GET', '/v1/audit/verify', { actor: COMPLIANCE });
     expect(verify.body).toMatchObject({ ok: true, firstBroken: null });
+    // The stranger's export is in the stranger's own trail, and their verify counts only their own events.
+    const exports = await stack.db
+      .selectFrom('audit_events')
+      .select(['agency_id'])
+      .where('action', '=', 'audit.exported')
+      .where('case_id', '=', c.caseId)
+      .where('actor_id', '=', COMPLIANCE.id)
+      .execute();
+    expect(exports.map((e) => e.agency_id)).toContain('agency-elsewhere');
+    const strangerVerify = await stack.request('GET', '/v1/audit/verify', { actor: stranger });
+    const own = await stack.db
+      .selectFrom('audit_events')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('agency_id', '=', 'agency-elsewhere')
+      .where('seq', '<=', strangerVerify.body.headSeq)
+      .executeTakeFirstOrThrow();
+    expect(strangerVerify.body.checked).toBe(Number(own.n));
+    expect(strangerVerify.body).not.toHaveProperty('headHash');
 
     const accounting = await stack.request('GET', `/v1/clients/${(await c.view()).clientId}/disclosures`, {
       actor: COMPLIANCE,

@@ -1,6 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { listCaseAuditEvents } from '../db/audit';
-import { COUNSELOR, CaseDriver, DIRECTOR, STAFF, caseBody, saveHistory, today } from './support/cases';
+import {
+  COUNSELOR,
+  CaseDriver,
+  DIRECTOR,
+  STAFF,
+  caseBody,
+  putClient,
+  release,
+  saveHistory,
+  today,
+} from './support/cases';
 import { type TestStack, startStack, tokenFor } from './support/stack';
 
 /** Every path of the case process through the API, on the real Temporal dev server and PostgreSQL. */
@@ -24,16 +34,6 @@ const external = (id: string) => ({
   name: `${id} Counseling`,
   external: true,
   contact: `intake@${id}.example`,
-});
-const consentFor = (providerId: string, overrides: Record<string, unknown> = {}) => ({
-  recipientProviderId: providerId,
-  disclosed: 'treatment summary and diagnosis',
-  purpose: 'continuity of care',
-  expiresOn: today(180),
-  coversSubstanceUseRecords: false,
-  revocable: true,
-  signedOn: today(),
-  ...overrides,
 });
 
 async function disclosures(caseId: string) {
@@ -99,8 +99,8 @@ describe('the process end to end', () => {
     const c = await CaseDriver.open(stack, { kind: 'referral', reason: 'outside_scope', lastDay: undefined });
     await c.approve();
     await c.converse('accept_proposed');
-    await c.act('consents', consentFor('northside'), STAFF);
-    await c.act('consents', consentFor('riverbend'), STAFF);
+    await c.act('consents', release('northside'), STAFF);
+    await c.act('consents', release('riverbend'), STAFF);
     await c.act('referrals', { candidates: [external('northside'), external('riverbend')] }, STAFF);
     let view = await c.until((v) => v.process.referrals[0]?.state === 'sent');
     await c.act(
@@ -132,18 +132,59 @@ describe('the process end to end', () => {
     await saveHistory(c.handle(), 'referral-rerouted');
   });
 
-  test('when a client stops coming, then documented outreach attempts, spaced out, let the process go on without the conversation', async () => {
+  test('when outreach attempts come too close together, before the case opened or in the future, then each is refused', async () => {
     const c = await CaseDriver.open(stack, {
       kind: 'termination',
       reason: 'client_stopped_attending',
       lastDay: undefined,
     });
     await c.approve();
-    await c.act('outreach-attempts', { attemptedOn: today(-6), channel: 'phone' }, COUNSELOR);
-    const tooSoon = await c.act('outreach-attempts', { attemptedOn: today(-5), channel: 'phone' }, COUNSELOR, 422);
+    await c.act('outreach-attempts', { attemptedOn: today(), channel: 'phone' }, COUNSELOR);
+    const tooSoon = await c.act('outreach-attempts', { attemptedOn: today(), channel: 'phone' }, COUNSELOR, 422);
     expect(tooSoon.rule).toBe('no_abandonment');
-    await c.act('outreach-attempts', { attemptedOn: today(-3), channel: 'portal' }, COUNSELOR);
-    let view = await c.act('outreach-attempts', { attemptedOn: today(), channel: 'phone' }, COUNSELOR);
+    const beforeOpening = await c.act(
+      'outreach-attempts',
+      { attemptedOn: today(-3), channel: 'phone' },
+      COUNSELOR,
+      400,
+    );
+    expect(beforeOpening.detail).toMatch(/before the case opened/);
+    const future = await c.act('outreach-attempts', { attemptedOn: today(3), channel: 'phone' }, COUNSELOR, 400);
+    expect(future.detail).toMatch(/in the future/);
+    expect((await c.view()).process.conversation.outreach).toHaveLength(1);
+    const events = await listCaseAuditEvents(stack.db, c.caseId);
+    expect(events.find((e) => e.action === 'action.recordOutreachAttempt')).toMatchObject({
+      outcome: 'refused',
+      actor_id: COUNSELOR.id,
+    });
+  });
+
+  test('when a client stops coming, then documented outreach attempts, spaced out, let the process go on without the conversation', async () => {
+    // An agency whose policy spaces attempts 0 days apart, so three can be made today.
+    const agencyId = `agency-${randomUUID().slice(0, 6)}`;
+    const set = await stack.request('PUT', `/v1/agencies/${agencyId}/policy`, {
+      body: { agencyName: 'Eastside', agencyPhone: '555-0101', policy: { outreachSpacingDays: 0 } },
+      actor: { id: 'admin-1', role: 'admin', agencyId },
+    });
+    expect(set.status).toBe(200);
+    const counselor = { ...COUNSELOR, agencyId };
+    const c = await CaseDriver.open(stack, {
+      agencyId,
+      kind: 'termination',
+      reason: 'client_stopped_attending',
+      lastDay: undefined,
+    });
+    await c.act('review', { decision: 'approve', rationale: 'stopped attending' }, { ...DIRECTOR, agencyId });
+    await c.act('outreach-attempts', { attemptedOn: today(), channel: 'phone' }, counselor);
+    const unsafe = await c.act(
+      'outreach-attempts',
+      { attemptedOn: today(), channel: 'carrier-pigeon' },
+      counselor,
+      400,
+    );
+    expect(unsafe.status).toBe(400);
+    await c.act('outreach-attempts', { attemptedOn: today(), channel: 'portal' }, counselor);
+    let view = await c.act('outreach-attempts', { attemptedOn: today(), channel: 'phone' }, counselor);
     expect(view.process.conversation.precludedBy).toBe('outreach_exhausted');
     // An unreachable client cannot choose a referral: the letter (with other resources) goes by a safe channel.
     view = await c.until((v) => v.step === 'follow_up');
@@ -152,10 +193,6 @@ describe('the process end to end', () => {
     expect(events.find((e) => e.action === 'conversation.precluded')?.outcome_reason).toMatch(
       /3 documented outreach attempts/,
     );
-    expect(events.find((e) => e.action === 'action.recordOutreachAttempt')).toMatchObject({
-      outcome: 'refused',
-      actor_id: COUNSELOR.id,
-    });
   });
 
   test('when a risk flag is raised after the conversation, then closing waits for a safety plan and a director, and says so', async () => {
@@ -190,7 +227,7 @@ describe('the process end to end', () => {
     const c = await CaseDriver.open(stack);
     await c.approve();
     await c.converse('accept_proposed');
-    const withConsent = await c.act('consents', consentFor('lakeside'), STAFF);
+    const withConsent = await c.act('consents', release('lakeside'), STAFF);
     const consentId: string = withConsent.process.consents[0].consentId;
     await c.act('referrals', { candidates: [external('lakeside')] }, STAFF);
     let view = await c.until((v) => v.process.referrals[0]?.state === 'sent');
@@ -201,7 +238,13 @@ describe('the process end to end', () => {
     await c.act('referrals', { candidates: [external('lakeside')] }, STAFF);
     view = await c.until((v) => v.process.referrals.length === 2);
     expect(view.process.referrals[1].state).toBe('proposed');
-    expect(view.waitingFor[0]).toMatch(/release of information naming lakeside/);
+    expect(view.waitingFor[0]).toMatch(
+      /^consent_before_disclosure: the release naming lakeside Counseling was revoked/,
+    );
+    expect(view.blockers).toContainEqual({
+      rule: 'consent_before_disclosure',
+      detail: 'the release naming lakeside Counseling was revoked',
+    });
     expect((await disclosures(c.caseId)).length).toBe(1);
     const consent = await stack.db
       .selectFrom('consents')
@@ -352,12 +395,17 @@ describe('rules refused with a clear error', () => {
     const c = await CaseDriver.open(stack, { hasSubstanceUseRecords: true });
     await c.approve();
     await c.converse('accept_proposed');
-    await c.act('consents', consentFor('harbor'), STAFF);
+    await c.act('consents', release('harbor'), STAFF);
     await c.act('referrals', { candidates: [external('harbor')] }, STAFF);
     let view = await c.until((v) => v.process.referrals.length === 1);
     expect(view.process.referrals[0].state).toBe('proposed');
-    expect(view.waitingFor[0]).toMatch(/release of information naming harbor/);
-    await c.act('consents', consentFor('harbor', { coversSubstanceUseRecords: true }), STAFF);
+    // Part 2 is named as such: the release exists, but does not cover substance-use records.
+    expect(view.blockers).toContainEqual({
+      rule: 'consent_before_disclosure',
+      detail: expect.stringMatching(/^42 CFR Part 2: the client has substance-use-disorder records/),
+    });
+    expect(view.waitingFor[0]).toMatch(/42 CFR Part 2/);
+    await c.act('consents', release('harbor', { coversSubstanceUseRecords: true }), STAFF);
     view = await c.until((v) => v.process.referrals[0].state === 'sent');
     const [disclosure] = await disclosures(c.caseId);
     expect(disclosure).toMatchObject({ recipient_provider_id: 'harbor', substance_use_records: true });
@@ -401,13 +449,14 @@ describe('rules refused with a clear error', () => {
   });
 
   test('when a relocation has no last day, or a past one, then 400 and nothing starts', async () => {
-    const noDay = await stack.request('POST', '/v1/cases', {
-      body: { ...caseBody({ lastDay: undefined }) },
-      actor: STAFF,
-    });
+    const noDayCase = caseBody({ lastDay: undefined });
+    await putClient(stack, noDayCase.agencyId, noDayCase.clientId, noDayCase.record);
+    const noDay = await stack.request('POST', '/v1/cases', { body: noDayCase.start, actor: STAFF });
     expect(noDay.status).toBe(400);
     expect(noDay.body.errors[0].field).toBe('body.lastDay');
-    const past = await stack.request('POST', '/v1/cases', { body: caseBody({ lastDay: today(-1) }), actor: STAFF });
+    const pastCase = caseBody({ lastDay: today(-1) });
+    await putClient(stack, pastCase.agencyId, pastCase.clientId, pastCase.record);
+    const past = await stack.request('POST', '/v1/cases', { body: pastCase.start, actor: STAFF });
     expect(past.status).toBe(400);
     expect(past.body.detail).toMatch(/in the past/);
   });

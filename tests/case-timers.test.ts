@@ -4,6 +4,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { type DatabaseHandle, openDatabase } from '../db/database';
+import { clientRow, upsertReference } from '../db/reference';
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import {
   type CaseInput,
@@ -64,15 +65,28 @@ async function start(
     caseId,
     agencyId: `agency-${randomUUID().slice(0, 6)}`,
     clientId: `client-${caseId.slice(0, 8)}`,
-    counselorId: COUNSELOR.id,
     kind: 'transfer',
     reason: 'counselor_relocation',
     lastDay: today(60),
-    contact: { channels: [{ channel: 'portal', safe: true }], noContactAtHome: false },
     openedBy: STAFF,
     requestId: null,
     ...overrides,
   };
+  // The case reads the client's facts from the agency's record.
+  await upsertReference(
+    database.db,
+    'clients',
+    clientRow(input.clientId, {
+      agencyId: input.agencyId,
+      name: 'Sam Rivera',
+      counselorId: COUNSELOR.id,
+      active: true,
+      riskFlags: [],
+      contact: { channels: [{ channel: 'portal', safe: true }], noContactAtHome: false },
+      hasSubstanceUseRecords: false,
+      needs: [],
+    }),
+  );
   const handle = await env.client.workflow.start(caseWorkflow, {
     workflowId: `case-${caseId}`,
     taskQueue,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { listCaseAuditEvents } from '../db/audit';
-import { today } from './support/cases';
+import { caseBody, caseIdOf, putClient, today } from './support/cases';
 import { type TestStack, eventually, send, startStack, tokenFor, withApp } from './support/stack';
 
 let stack: TestStack;
@@ -11,18 +11,18 @@ afterAll(async () => {
   await stack.close();
 });
 
-function newCase(overrides: Record<string, unknown> = {}) {
-  return {
-    caseId: randomUUID(),
-    agencyId: 'agency-1',
-    clientId: `client-${randomUUID().slice(0, 8)}`,
-    counselorId: 'counselor-1',
-    clientName: 'Sam Rivera',
-    kind: 'transfer',
-    reason: 'counselor_relocation',
-    lastDay: today(30),
-    ...overrides,
-  };
+/** A client on record in agency-1, and the body that starts a case for it. */
+async function newCase(overrides: Record<string, unknown> = {}) {
+  const { agencyId, clientId, record, start } = caseBody({ lastDay: today(30), ...overrides });
+  await putClient(stack, agencyId, clientId, record);
+  return start as { clientId: string; kind: string; reason: string; lastDay?: string };
+}
+
+/** Starts a case and answers its id. */
+async function started(body: object): Promise<string> {
+  const res = await stack.request('POST', '/v1/cases', { body });
+  expect(res.status).toBe(202);
+  return caseIdOf(res);
 }
 
 async function openedCase(caseId: string) {
@@ -58,12 +58,13 @@ describe('health', () => {
       const health = await send<any>(url, 'GET', '/health');
       expect(health.status).toBe(503);
       expect(health.body).toEqual({ status: 'unavailable', postgres: 'ok', temporal: 'unavailable' });
-      const body = newCase();
+      const body = await newCase();
       const start = await send<any>(url, 'POST', '/v1/cases', { body, token });
       expect(start.status).toBe(503);
       expect(start.body.dependency).toBe('temporal');
+      // The reservation went with the failed start: the client is not blocked by a case that never began.
       expect(
-        await db.selectFrom('cases').select('case_id').where('case_id', '=', body.caseId).executeTakeFirst(),
+        await db.selectFrom('cases').select('case_id').where('client_id', '=', body.clientId).executeTakeFirst(),
       ).toBeUndefined();
     });
   });
@@ -71,16 +72,17 @@ describe('health', () => {
 
 describe('POST /v1/cases', () => {
   test('when a valid case is posted, then its workflow writes the case and its first audit event, and GET reads it back', async () => {
-    const body = newCase();
+    const body = await newCase();
     const res = await stack.request('POST', '/v1/cases', { body });
     expect(res.status).toBe(202);
-    expect(res.headers.get('location')).toBe(`/v1/cases/${body.caseId}`);
-    expect(res.body).toMatchObject({ caseId: body.caseId, workflowId: `case-${body.caseId}`, status: 'opening' });
+    const caseId = caseIdOf(res);
+    expect(res.headers.get('location')).toBe(`/v1/cases/${caseId}`);
+    expect(res.body).toMatchObject({ caseId, workflowId: `case-${caseId}`, status: 'opening' });
 
-    const view = await openedCase(body.caseId);
+    const view = await openedCase(caseId);
     expect(view).toMatchObject({
-      caseId: body.caseId,
-      workflowId: `case-${body.caseId}`,
+      caseId,
+      workflowId: `case-${caseId}`,
       clientId: body.clientId,
       counselorId: 'counselor-1',
       kind: 'transfer',
@@ -88,65 +90,60 @@ describe('POST /v1/cases', () => {
       status: 'open',
       step: 'decision_review',
     });
-    const events = await listCaseAuditEvents(stack.db, body.caseId);
+    const events = await listCaseAuditEvents(stack.db, caseId);
     const opened = events.filter((e) => e.action === 'case.opened');
     expect(opened).toHaveLength(1);
     expect(opened[0]).toMatchObject({
       actor_id: 'staff-1',
       actor_role: 'staff',
       outcome: 'done',
-      workflow_id: `case-${body.caseId}`,
+      workflow_id: `case-${caseId}`,
     });
     expect(events.some((e) => e.action === 'case.viewed.details' && e.actor_id === 'staff-1')).toBe(true);
   });
 
   test('when a client already has an open case, then a second one is refused with 409', async () => {
-    const body = newCase();
-    expect((await stack.request('POST', '/v1/cases', { body })).status).toBe(202);
-    await openedCase(body.caseId);
-    const second = await stack.request('POST', '/v1/cases', { body: { ...body, caseId: randomUUID() } });
+    const body = await newCase();
+    const caseId = await started(body);
+    await openedCase(caseId);
+    const second = await stack.request('POST', '/v1/cases', { body });
     expect(second.status).toBe(409);
     expect(second.body.rule).toBe('one_open_case');
+    expect(second.body.detail).toContain(caseId);
   });
 
-  test('when no caseId is given, then one is generated', async () => {
-    const { caseId, ...body } = newCase();
-    const res = await stack.request('POST', '/v1/cases', { body });
-    expect(res.status).toBe(202);
-    expect(res.body.caseId).toMatch(/^[0-9a-f-]{36}$/);
-    expect(res.body.caseId).not.toBe(caseId);
-  });
-
-  test('when the same caseId is posted twice, then the second is a 409 and one case exists', async () => {
-    const body = newCase();
-    expect((await stack.request('POST', '/v1/cases', { body })).status).toBe(202);
-    const again = await stack.request('POST', '/v1/cases', { body });
-    expect(again.status).toBe(409);
-    await openedCase(body.caseId);
-    const rows = await stack.db.selectFrom('cases').select('case_id').where('case_id', '=', body.caseId).execute();
+  test('when two starts for one client race, before any worker writes the case, then exactly one is accepted', async () => {
+    const body = await newCase();
+    const answers = await Promise.all(Array.from({ length: 8 }, () => stack.request('POST', '/v1/cases', { body })));
+    expect(answers.map((a) => a.status).sort()).toEqual([202, 409, 409, 409, 409, 409, 409, 409]);
+    const rows = await stack.db.selectFrom('cases').select('case_id').where('client_id', '=', body.clientId).execute();
     expect(rows).toHaveLength(1);
   });
 
+  test('when a case id is sent in the body, then 400: case ids are made by the service', async () => {
+    const body = await newCase();
+    const res = await stack.request('POST', '/v1/cases', { body: { ...body, caseId: randomUUID() } });
+    expect(res.status).toBe(400);
+    expect(res.body.errors[0]).toMatchObject({ field: 'body.caseId', message: 'unknown field' });
+  });
+
   test('when the body is malformed, then 400 names each bad field and nothing is started or written', async () => {
-    const caseId = randomUUID();
+    const before = await stack.db
+      .selectFrom('cases')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .executeTakeFirstOrThrow();
     const res = await stack.request('POST', '/v1/cases', {
-      body: { caseId, agencyId: 7, kind: 'goodbye', reason: 'counselor_relocation', extra: true },
+      body: { agencyId: 7, kind: 'goodbye', reason: 'counselor_relocation', riskFlags: [], extra: true },
     });
     expect(res.status).toBe(400);
     expect(res.headers.get('content-type')).toMatch(/application\/problem\+json/);
     const fields = (res.body.errors as { field: string }[]).map((e) => e.field).sort();
-    expect(fields).toEqual([
-      'body.agencyId',
-      'body.clientId',
-      'body.clientName',
-      'body.counselorId',
-      'body.extra',
-      'body.kind',
-    ]);
-    await expect(stack.client.workflow.getHandle(`case-${caseId}`).describe()).rejects.toThrow(/not found/i);
-    expect(
-      await stack.db.selectFrom('cases').select('case_id').where('case_id', '=', caseId).executeTakeFirst(),
-    ).toBeUndefined();
+    expect(fields).toEqual(['body.agencyId', 'body.clientId', 'body.extra', 'body.kind', 'body.riskFlags']);
+    const after = await stack.db
+      .selectFrom('cases')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .executeTakeFirstOrThrow();
+    expect(after.n).toBe(before.n);
   });
 
   test('when the body is not JSON, then 400 says so', async () => {
@@ -156,7 +153,7 @@ describe('POST /v1/cases', () => {
   });
 
   test('when no token is sent, then 401 and nothing is started', async () => {
-    const res = await stack.request('POST', '/v1/cases', { body: newCase(), actor: null });
+    const res = await stack.request('POST', '/v1/cases', { body: await newCase(), actor: null });
     expect(res.status).toBe(401);
     expect(res.body.detail).toMatch(/Authorization: Bearer/);
   });
@@ -177,37 +174,35 @@ describe('GET /v1/cases/:caseId', () => {
 
 describe('POST /v1/cases/:caseId/cancel', () => {
   test('when an open case is cancelled with a reason, then it ends cancelled and the audit trail says who and why', async () => {
-    const body = newCase();
-    await stack.request('POST', '/v1/cases', { body });
-    await openedCase(body.caseId);
+    const caseId = await started(await newCase());
+    await openedCase(caseId);
     const director = { id: 'director-1', role: 'clinical_director' as const };
-    const res = await stack.request('POST', `/v1/cases/${body.caseId}/cancel`, {
+    const res = await stack.request('POST', `/v1/cases/${caseId}/cancel`, {
       body: { reason: 'the move fell through' },
       actor: director,
     });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ status: 'cancelled', step: 'done' });
-    const result: unknown = await stack.client.workflow.getHandle(`case-${body.caseId}`).result();
-    expect(result).toEqual({ caseId: body.caseId, status: 'cancelled' });
-    const events = await listCaseAuditEvents(stack.db, body.caseId);
+    const result: unknown = await stack.client.workflow.getHandle(`case-${caseId}`).result();
+    expect(result).toEqual({ caseId, status: 'cancelled' });
+    const events = await listCaseAuditEvents(stack.db, caseId);
     expect(events.find((e) => e.action === 'case.cancelled')).toMatchObject({
       actor_id: 'director-1',
       actor_role: 'clinical_director',
       outcome_reason: 'the move fell through',
     });
 
-    const again = await stack.request('POST', `/v1/cases/${body.caseId}/cancel`, { body: { reason: 'twice' } });
+    const again = await stack.request('POST', `/v1/cases/${caseId}/cancel`, { body: { reason: 'twice' } });
     expect(again.status).toBe(409);
     expect(again.body.detail).toMatch(/already cancelled/);
   });
 
   test('when the reason is blank, then 400 and the case stays open', async () => {
-    const body = newCase();
-    await stack.request('POST', '/v1/cases', { body });
-    await openedCase(body.caseId);
-    const res = await stack.request('POST', `/v1/cases/${body.caseId}/cancel`, { body: { reason: '  ' } });
+    const caseId = await started(await newCase());
+    await openedCase(caseId);
+    const res = await stack.request('POST', `/v1/cases/${caseId}/cancel`, { body: { reason: '  ' } });
     expect(res.status).toBe(400);
-    expect((await stack.request('GET', `/v1/cases/${body.caseId}`)).body.status).toBe('open');
+    expect((await stack.request('GET', `/v1/cases/${caseId}`)).body.status).toBe('open');
   });
 });
 
@@ -218,7 +213,11 @@ describe('docs', () => {
     expect(res.body.openapi).toBe('3.1.0');
     const ref: string = res.body.paths['/v1/cases'].post.requestBody.content['application/json'].schema.$ref;
     const create = res.body.components.schemas[ref.replace('#/components/schemas/', '')];
-    expect(create.required).toEqual(expect.arrayContaining(['agencyId', 'clientId', 'counselorId', 'kind', 'reason']));
+    expect(create.required).toEqual(expect.arrayContaining(['clientId', 'kind', 'reason']));
+    // The client's safety facts are not the request's to assert.
+    expect(Object.keys(create.properties).filter((k) => ['riskFlags', 'contact', 'counselorId'].includes(k))).toEqual(
+      [],
+    );
     expect(create.additionalProperties).toBe(false);
     expect(Object.keys(res.body.paths)).toEqual(
       expect.arrayContaining([

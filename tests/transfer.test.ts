@@ -34,7 +34,10 @@ describe('CSV import', () => {
       `e ${tag},agency-1,Eve,couns-x,yes,,,no,no,`,
     ].join('\n');
     const progress: number[] = [];
-    const first = await importCsv(stack.db, 'clients', csv, STAFF, (done) => progress.push(done));
+    const first = await importCsv(stack.db, 'clients', csv, STAFF, {
+      agencyId: 'agency-1',
+      onProgress: (done) => progress.push(done),
+    });
     expect(first).toMatchObject({ rows: 6, inserted: 2, updated: 0, unchanged: 0 });
     expect(first.rejected.map((r) => r.line)).toEqual([4, 5, 6, 7]);
     expect(first.rejected[0]!.reason).toMatch(/^name:/);
@@ -57,7 +60,7 @@ describe('CSV import', () => {
       },
     });
 
-    const second = await importCsv(stack.db, 'clients', csv, STAFF);
+    const second = await importCsv(stack.db, 'clients', csv, STAFF, { agencyId: 'agency-1' });
     expect(second).toMatchObject({ inserted: 0, updated: 0, unchanged: 2 });
   });
 });
@@ -87,7 +90,7 @@ describe('caseload transfer', () => {
 
     const progress = await eventually(async () => {
       const res = await stack.request('GET', `/v1/transfers/${transferId}`, { actor: inAgency(DIRECTOR, seed) });
-      return res.body.cases === 40 && res.body.status === 'open' ? res.body : undefined;
+      return res.body.byStatus?.open === 40 && res.body.status === 'open' ? res.body : undefined;
     }, 60_000);
     expect(progress).toMatchObject({
       expected: 40,

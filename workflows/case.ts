@@ -5,8 +5,10 @@ import {
   allHandlersFinished,
   condition,
   defineQuery,
+  defineSignal,
   defineUpdate,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -14,11 +16,10 @@ import {
 } from '@temporalio/workflow';
 import type { UpdateDefinition } from '@temporalio/common';
 import type { Activities, TransitionInput } from '../activities';
-import type { Actor, CaseKind, CaseReason } from '../domain/case';
+import type { Actor } from '../domain/case';
 import { NON_RETRYABLE_FAILURES } from '../domain/errors';
 import {
-  type Blocker,
-  type CaseFacts,
+  type CaseInput,
   type CaseProcessState,
   type Candidate,
   type ClientChoice,
@@ -28,54 +29,45 @@ import {
   type Referral,
   type ReferralState,
   type RiskFlag,
-  RULES,
-  RuleRefusal,
-  acceptedReferral,
-  addDays,
-  clientDeclinedServices,
-  consentFor,
   currentReferral,
-  daysBetween,
-  explain,
-  hasActiveRisk,
-  noticeDueDate,
-  noReferralWanted,
-  channelAllowed,
-  letterChannel,
+  openedState,
   requireCounselorOrDirector,
   requireOpen,
   requireRole,
   requireStep,
-  riskGateOpen,
 } from '../domain/process';
+import { noReferralWanted, clientDeclinedServices } from '../domain/rules/client-autonomy';
+import { isBlocker, releaseFor } from '../domain/rules/consent-before-disclosure';
+import { noticeDueDate, noticeWarningDate } from '../domain/rules/deadlines';
+import { agencyToday, explain } from '../domain/rules/explain';
+import { checkNotNonPaymentAtRisk, checkOutreachSpacing, checkWaiver } from '../domain/rules/no-abandonment';
+import { checkApprovalHasPlan, hasActiveRisk, mayClose, planCoversFlags } from '../domain/rules/risk-first';
+import { type Blocker, RULES, RuleRefusal } from '../domain/rules/rule';
+import { checkOutreachChannel, letterRoute } from '../domain/rules/safe-contact';
+import { checkNotTheCounselor } from '../domain/rules/separation-of-duties';
+import { DEFAULT_TIME_ZONE, addDays, startOfLocalDay } from '../domain/time';
 import { CaseStatusKey, CaseStepKey, CounselorIdKey, TransferIdKey } from './search-attributes';
 
-const { loadPolicy, openCase, recordTransition, sendReferral, issueClosureLetter, createTask } =
-  proxyActivities<Activities>({
-    startToCloseTimeout: '1 minute',
-    retry: {
-      initialInterval: '1 second',
-      backoffCoefficient: 2,
-      maximumInterval: '5 minutes',
-      nonRetryableErrorTypes: NON_RETRYABLE_FAILURES,
-    },
-  });
+const {
+  loadPolicy,
+  openCase,
+  openCaseFromRecord,
+  readCaseFacts,
+  recordTransition,
+  sendReferral,
+  issueClosureLetter,
+  createTask,
+} = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '5 minutes',
+    nonRetryableErrorTypes: NON_RETRYABLE_FAILURES,
+  },
+});
 
-export interface CaseInput extends Omit<CaseFacts, 'riskFlags' | 'contact' | 'hasSubstanceUseRecords' | 'lastDay'> {
-  kind: CaseKind;
-  reason: CaseReason;
-  lastDay?: string | null;
-  riskFlags?: RiskFlag[];
-  contact?: CaseFacts['contact'];
-  hasSubstanceUseRecords?: boolean;
-  /** How the closing letter addresses the client; kept in PostgreSQL, not used by the workflow. */
-  clientName?: string;
-  /** Receivers proposed when the case starts (a caseload transfer proposes one per client). */
-  proposedCandidates?: Candidate[];
-  transferId?: string | null;
-  openedBy: Actor;
-  requestId: string | null;
-}
+export type { CaseInput } from '../domain/process';
 
 export interface CaseResult {
   caseId: string;
@@ -154,19 +146,19 @@ export const recordConsentUpdate = defineUpdate<
 export const revokeConsentUpdate = defineUpdate<CaseSnapshot, [Action<{ consentId: string }>]>('revokeConsent');
 export const recordEngagementUpdate = defineUpdate<CaseSnapshot, [Action<{ engaged: boolean }>]>('recordEngagement');
 export const cancelCaseUpdate = defineUpdate<CaseSnapshot, [Action<{ reason: string }>]>('cancelCase');
+/** The client record changed: the case re-reads its facts from it. Carries nothing, so history holds no facts twice. */
+export const clientRecordChangedSignal = defineSignal<[{ requestId: string | null }]>('clientRecordChanged');
+/** The same, answered with the case once its facts are current (for the request that changed the record). */
+export const refreshFactsUpdate = defineUpdate<CaseSnapshot, [Action]>('refreshFacts');
+
+/** Marks the workflow code that reads the client's facts from the record (cases started before take them from input). */
+export const FACTS_FROM_RECORD = 'facts-from-record';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
 
-function today(): string {
-  return new Date(Date.now()).toISOString().slice(0, 10);
-}
 function nowIso(): string {
   return new Date(Date.now()).toISOString();
-}
-/** Milliseconds from now until the start of an ISO date (at least 1 ms). */
-function msUntil(isoDate: string): number {
-  return Math.max(1, Date.parse(`${isoDate.slice(0, 10)}T00:00:00.000Z`) - Date.now());
 }
 
 /** Validators refuse with a typed failure: the API answers "refused: rule X, because Y" at once. */
@@ -209,7 +201,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
       caseId: input.caseId,
       agencyId: input.agencyId,
       clientId: input.clientId,
-      counselorId: input.counselorId,
+      counselorId: input.counselorId ?? '',
       kind: input.kind,
       reason: input.reason,
       lastDay: input.lastDay ?? null,
@@ -260,7 +252,18 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
   let version = 0;
   let eventSeq = 0;
 
-  const snapshot = (): CaseSnapshot => ({ caseId, status: state.status, step: state.step, ...explain(state), state });
+  /** The agency's date now, and the instant one of its days begins. */
+  const today = (): string => agencyToday(state, Date.now());
+  const msUntil = (isoDate: string): number =>
+    Math.max(1, startOfLocalDay(isoDate, state.policy.timeZone ?? DEFAULT_TIME_ZONE) - Date.now());
+
+  const snapshot = (): CaseSnapshot => ({
+    caseId,
+    status: state.status,
+    step: state.step,
+    ...explain(state, today()),
+    state,
+  });
 
   /** Writes the read model and one audit event; the key makes a retried write a no-op. */
   const record = async (
@@ -323,10 +326,20 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     setHandler(
       def,
       async (request: T) => {
+        if (state.status === 'opening') {
+          // Accepted while the case was still reading its record: checked once it has its facts.
+          await condition(() => state.status !== 'opening');
+          guard(() => validate(request));
+        }
         await handle(request);
         return snapshot();
       },
-      { validator: (request: T) => guard(() => validate(request)) },
+      {
+        // Before the facts are read there is nothing to check them against; the handler checks after.
+        validator: (request: T) => {
+          if (state.status !== 'opening') guard(() => validate(request));
+        },
+      },
     );
   };
 
@@ -334,32 +347,14 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     reviewDecisionUpdate,
     (r) => {
       requireStep(state, ['decision_review'], 'a decision review');
-      requireRole(r.actor, ['clinical_director'], 'reviewing a decision');
-      if (r.actor.id === state.facts.counselorId) {
-        throw new RuleRefusal(
-          RULES.separationOfDuties,
-          `${r.actor.id} is this case's counselor and cannot review its decision; another clinical director must`,
-        );
-      }
+      requireRole(r.actor, 'reviewDecision', 'reviewing a decision');
+      checkNotTheCounselor(state.facts.counselorId, r.actor, 'review its decision');
       if (state.review.state !== 'awaiting_review')
         throw new RuleRefusal(RULES.step, "the decision was sent back and awaits the counselor's revision");
       if (!r.rationale.trim()) invalid('a review needs a rationale');
-      if (r.decision === 'approve' && hasActiveRisk(state) && state.risk.planCoversFlags !== state.risk.flagCount) {
-        throw new RuleRefusal(
-          RULES.riskFirst,
-          'this client carries an active risk flag: document a continuity/safety plan before approving',
-        );
-      }
-      // NASW 1.17(c): no ending for non-payment while the client may be in danger.
-      if (
-        r.decision === 'approve' &&
-        state.facts.reason === 'financial' &&
-        state.facts.riskFlags.includes('suicide_risk')
-      ) {
-        throw new RuleRefusal(
-          RULES.noAbandonment,
-          'a client at suicide risk is not terminated for non-payment (NASW 1.17(c)); continue care or transfer for another reason',
-        );
+      if (r.decision === 'approve') {
+        checkApprovalHasPlan(state);
+        checkNotNonPaymentAtRisk(state);
       }
     },
     async (r) => {
@@ -391,6 +386,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     reviseDecisionUpdate,
     (r) => {
       requireStep(state, ['decision_review'], 'revising the decision');
+      requireRole(r.actor, 'reviseDecision', 'revising the decision');
       requireCounselorOrDirector(state, r.actor, 'revising the decision');
       if (state.review.state !== 'sent_back') throw new RuleRefusal(RULES.step, 'the decision was not sent back');
       if (!r.rationale.trim()) invalid('a revision needs a rationale');
@@ -406,6 +402,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     recordSafetyPlanUpdate,
     (r) => {
       requireOpen(state);
+      requireRole(r.actor, 'recordSafetyPlan', 'documenting a safety plan');
       requireCounselorOrDirector(state, r.actor, 'documenting a safety plan');
       if (!r.documentRef.trim()) invalid('a safety plan needs a reference to where it is documented');
     },
@@ -421,11 +418,10 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     approveSafetyPlanUpdate,
     (r) => {
       requireOpen(state);
-      requireRole(r.actor, ['clinical_director'], 'approving a safety plan');
-      if (r.actor.id === state.facts.counselorId)
-        throw new RuleRefusal(RULES.separationOfDuties, "the case's counselor cannot approve its safety plan");
+      requireRole(r.actor, 'approveSafetyPlan', 'approving a safety plan');
+      checkNotTheCounselor(state.facts.counselorId, r.actor, 'approve its safety plan');
       if (!hasActiveRisk(state)) throw new RuleRefusal(RULES.step, 'the case carries no risk flag');
-      if (state.risk.planCoversFlags !== state.risk.flagCount) {
+      if (!planCoversFlags(state)) {
         throw new RuleRefusal(RULES.riskFirst, 'no safety plan has been documented since the latest risk flag');
       }
     },
@@ -440,8 +436,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     raiseRiskFlagUpdate,
     (r) => {
       requireOpen(state);
-      if (!['counselor', 'clinical_director', 'staff'].includes(r.actor.role))
-        throw new RuleRefusal(RULES.role, 'raising a risk flag is for staff, counselors and directors');
+      requireRole(r.actor, 'raiseRiskFlag', 'raising a risk flag');
     },
     async (r) => {
       if (!state.facts.riskFlags.includes(r.flag)) state.facts.riskFlags.push(r.flag);
@@ -455,6 +450,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     recordConversationUpdate,
     (r) => {
       requireStep(state, ['client_conversation'], 'recording the ending conversation');
+      requireRole(r.actor, 'recordConversation', 'recording the ending conversation');
       requireCounselorOrDirector(state, r.actor, 'recording the ending conversation');
       if (r.heldOn > today()) invalid(`the conversation cannot be recorded as held on a future date (${r.heldOn})`);
       if (r.lastSessionDate < r.heldOn) invalid('the last session cannot be before the ending conversation');
@@ -463,7 +459,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
       state.conversation.heldOn = r.heldOn;
       state.conversation.clientChoice = r.clientChoice;
       state.conversation.lastSessionDate = r.lastSessionDate;
-      const due = noticeDueDate(state.facts, state.policy);
+      const due = noticeDueDate(state.facts.lastDay, state.policy);
       state.conversation.informedInTime = due ? r.heldOn <= due : true;
       await record('conversation.held', r.actor, r.requestId, {
         after: { heldOn: r.heldOn, clientChoice: r.clientChoice, informedInTime: state.conversation.informedInTime },
@@ -475,21 +471,13 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     recordOutreachAttemptUpdate,
     (r) => {
       requireStep(state, ['client_conversation'], 'recording an outreach attempt');
+      requireRole(r.actor, 'recordOutreachAttempt', 'recording an outreach attempt');
       requireCounselorOrDirector(state, r.actor, 'recording an outreach attempt');
-      if (r.attemptedOn > today()) invalid('an outreach attempt cannot be in the future');
-      if (!channelAllowed(state.facts, r.channel)) {
-        throw new RuleRefusal(
-          RULES.safeContact,
-          `${r.channel} is not a channel this client confirmed safe; reach them only by a confirmed safe channel or in person`,
-        );
-      }
-      const last = state.conversation.outreach.at(-1);
-      if (last && daysBetween(last.attemptedOn, r.attemptedOn) < state.policy.outreachSpacingDays) {
-        throw new RuleRefusal(
-          RULES.noAbandonment,
-          `outreach attempts must be at least ${state.policy.outreachSpacingDays} days apart; the last was on ${last.attemptedOn}`,
-        );
-      }
+      if (r.attemptedOn > today()) invalid(`an outreach attempt cannot be in the future (today is ${today()})`);
+      if (state.openedOn && r.attemptedOn < state.openedOn)
+        invalid(`an outreach attempt cannot be dated before the case opened (${state.openedOn})`);
+      checkOutreachChannel(state.facts, r.channel);
+      checkOutreachSpacing(state, r.attemptedOn);
     },
     async (r) => {
       state.conversation.outreach.push({ attemptedOn: r.attemptedOn, channel: r.channel });
@@ -509,23 +497,9 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     waiveConversationUpdate,
     (r) => {
       requireStep(state, ['client_conversation'], 'going on without the conversation');
-      requireRole(r.actor, ['clinical_director'], 'going on without the ending conversation');
-      if (r.actor.id === state.facts.counselorId) {
-        throw new RuleRefusal(RULES.separationOfDuties, "the case's counselor cannot waive its ending conversation");
-      }
-      // A client who stopped coming gets documented outreach attempts, not a waiver.
-      if (r.basis === 'client_initiated' && state.facts.reason !== 'client_request') {
-        throw new RuleRefusal(
-          RULES.noAbandonment,
-          'the ending was not initiated by the client: hold the conversation or document outreach attempts',
-        );
-      }
-      if (r.basis === 'clinician_safety' && state.facts.reason !== 'clinician_safety') {
-        throw new RuleRefusal(
-          RULES.noAbandonment,
-          "clinician safety is not this case's reason: hold the conversation or document outreach attempts",
-        );
-      }
+      requireRole(r.actor, 'waiveConversation', 'going on without the ending conversation');
+      checkNotTheCounselor(state.facts.counselorId, r.actor, 'waive its ending conversation');
+      checkWaiver(state, r.basis);
       if (!r.rationale.trim()) invalid('going on without the conversation needs a rationale');
     },
     async (r) => {
@@ -538,8 +512,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     proposeReferralUpdate,
     (r) => {
       requireOpen(state);
-      if (!['staff', 'clinical_director', 'counselor'].includes(r.actor.role))
-        throw new RuleRefusal(RULES.role, 'proposing a referral is for staff, counselors and directors');
+      requireRole(r.actor, 'proposeReferral', 'proposing a referral');
       if (r.actor.role === 'counselor' && r.actor.id !== state.facts.counselorId)
         throw new RuleRefusal(RULES.role, "only the case's own counselor may propose its referral");
       if (r.candidates.length === 0) invalid('propose at least one candidate');
@@ -594,8 +567,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     recordReferralResponseUpdate,
     (r) => {
       requireOpen(state);
-      if (!['staff', 'clinical_director', 'counselor'].includes(r.actor.role))
-        throw new RuleRefusal(RULES.role, 'recording a referral response is for staff, counselors and directors');
+      requireRole(r.actor, 'recordReferralResponse', 'recording a referral response');
       findReferral(r.referralId, ['sent'], 'a response');
       if (r.response === 'declined' && !r.declineReason?.trim()) invalid('a decline needs a reason');
     },
@@ -610,6 +582,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     scheduleFirstAppointmentUpdate,
     (r) => {
       requireOpen(state);
+      requireRole(r.actor, 'scheduleFirstAppointment', 'scheduling the first appointment');
       findReferral(r.referralId, ['accepted', 'no_show'], 'scheduling');
     },
     async (r) => {
@@ -623,6 +596,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     recordAppointmentOutcomeUpdate,
     (r) => {
       requireOpen(state);
+      requireRole(r.actor, 'recordAppointmentOutcome', 'recording the first appointment');
       findReferral(r.referralId, ['first_appointment_scheduled'], 'recording the first appointment');
     },
     async (r) => {
@@ -646,6 +620,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     withdrawReferralUpdate,
     (r) => {
       requireOpen(state);
+      requireRole(r.actor, 'withdrawReferral', 'withdrawing a referral');
       findReferral(r.referralId, ['proposed', 'sent', 'accepted'], 'withdrawing');
       if (!r.reason.trim()) invalid('a withdrawal needs a reason');
     },
@@ -664,8 +639,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     recordConsentUpdate,
     (r) => {
       requireOpen(state);
-      if (!['staff', 'clinical_director', 'counselor'].includes(r.actor.role))
-        throw new RuleRefusal(RULES.role, 'recording a consent is for staff, counselors and directors');
+      requireRole(r.actor, 'recordConsent', 'recording a consent');
       if (r.expiresOn < today()) invalid(`the release expired on ${r.expiresOn}`);
       if (r.signedOn > today()) invalid('the release cannot be signed in the future');
       if (r.consentId && state.consents.some((c) => c.consentId === r.consentId))
@@ -686,6 +660,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     revokeConsentUpdate,
     (r) => {
       requireOpen(state);
+      requireRole(r.actor, 'revokeConsent', 'recording a revocation');
       const consent = state.consents.find((c) => c.consentId === r.consentId);
       if (!consent) notFound(`no consent ${r.consentId} on this case`);
       if (consent.revokedAt) throw new RuleRefusal(RULES.step, 'the consent is already revoked');
@@ -710,6 +685,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     recordEngagementUpdate,
     (r) => {
       requireOpen(state);
+      requireRole(r.actor, 'recordEngagement', 'recording engagement');
       requireCounselorOrDirector(state, r.actor, 'recording engagement');
     },
     async (r) => {
@@ -718,13 +694,51 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     },
   );
 
+  let factsAsked = 0;
+  let factsApplied = 0;
+  /** Re-reads the client's facts from the agency's record; an older answer never overwrites a newer one. */
+  const refreshFacts = async (actor: Actor | null, requestId: string | null): Promise<void> => {
+    const asked = ++factsAsked;
+    const fresh = await readCaseFacts({ agencyId: state.facts.agencyId, clientId });
+    if (asked <= factsApplied || state.status !== 'open') return;
+    factsApplied = asked;
+    const { facts } = state;
+    const added = fresh.riskFlags.filter((f) => !facts.riskFlags.includes(f));
+    const changed = [
+      ...(fresh.counselorId !== facts.counselorId ? ['counselor'] : []),
+      ...(added.length || fresh.riskFlags.length !== facts.riskFlags.length ? ['risk flags'] : []),
+      ...(JSON.stringify(fresh.contact) !== JSON.stringify(facts.contact) ? ['contact preferences'] : []),
+      ...(fresh.hasSubstanceUseRecords !== facts.hasSubstanceUseRecords ? ['substance-use records'] : []),
+    ];
+    if (changed.length === 0) return;
+    facts.counselorId = fresh.counselorId;
+    facts.riskFlags = [...fresh.riskFlags];
+    facts.contact = fresh.contact;
+    facts.hasSubstanceUseRecords = fresh.hasSubstanceUseRecords;
+    // A new flag needs a new plan and a new approval before the case may close.
+    if (added.length) state.risk.flagCount++;
+    await record('case.facts_updated', actor, requestId, {
+      reason: `the client record changed: ${changed.join(', ')}`,
+      after: { changed, riskFlags: facts.riskFlags, counselorId: facts.counselorId },
+    });
+  };
+
+  setHandler(clientRecordChangedSignal, async ({ requestId }) => {
+    await condition(() => state.status !== 'opening');
+    await refreshFacts(null, requestId);
+  });
+  action(
+    refreshFactsUpdate,
+    () => requireOpen(state),
+    async (r) => refreshFacts(r.actor, r.requestId),
+  );
+
   const main = new CancellationScope();
   action(
     cancelCaseUpdate,
     (r) => {
       requireOpen(state);
-      if (!['staff', 'clinical_director', 'admin'].includes(r.actor.role))
-        throw new RuleRefusal(RULES.role, 'cancelling a case is for staff and directors');
+      requireRole(r.actor, 'cancelCase', 'cancelling a case');
       if (!r.reason.trim()) invalid('a cancellation needs a reason');
     },
     async (r) => {
@@ -736,19 +750,37 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
 
   // ---- the process -------------------------------------------------------------------------
 
-  state.policy = await loadPolicy({ agencyId: state.facts.agencyId });
-  // Open for actions from here on: one that arrives before the row is written waits (its write retries).
-  state.status = 'open';
-  state.step = 'decision_review';
-  await openCase({
-    ...input,
-    lastDay: state.facts.lastDay,
-    riskFlags: state.facts.riskFlags,
-    contact: state.facts.contact,
-    hasSubstanceUseRecords: state.facts.hasSubstanceUseRecords,
-    noticeDue: noticeDueDate(state.facts, state.policy),
-    state,
-  });
+  if (patched(FACTS_FROM_RECORD)) {
+    // The client's facts come from the agency's record, read as the case row is written (one activity).
+    const opened = await openCaseFromRecord({
+      caseId,
+      agencyId: input.agencyId,
+      clientId,
+      kind: input.kind,
+      reason: input.reason,
+      lastDay: state.facts.lastDay,
+      transferId: input.transferId ?? null,
+      openedBy: input.openedBy,
+      requestId: input.requestId,
+      state,
+    });
+    Object.assign(state, openedState(state, opened));
+  } else {
+    state.policy = await loadPolicy({ agencyId: state.facts.agencyId });
+    // Open for actions from here on: one that arrives before the row is written waits (its write retries).
+    state.status = 'open';
+    state.step = 'decision_review';
+    await openCase({
+      ...input,
+      counselorId: state.facts.counselorId,
+      lastDay: state.facts.lastDay,
+      riskFlags: state.facts.riskFlags,
+      contact: state.facts.contact,
+      hasSubstanceUseRecords: state.facts.hasSubstanceUseRecords,
+      noticeDue: noticeDueDate(state.facts.lastDay, state.policy),
+      state,
+    });
+  }
   if (input.proposedCandidates?.length) {
     candidateQueue.push(...input.proposedCandidates);
     await record('referral.candidates_proposed', null, null, {
@@ -832,11 +864,11 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
   }
 
   async function watchNoticeDeadline(): Promise<void> {
-    const due = noticeDueDate(state.facts, state.policy);
+    const due = noticeDueDate(state.facts.lastDay, state.policy);
     if (!due) return;
     const told = () =>
       state.conversation.heldOn !== null || state.conversation.precludedBy !== null || state.status !== 'open';
-    const warnOn = addDays(due, -state.policy.noticeWarningDays);
+    const warnOn = noticeWarningDate(due, state.policy);
     if (!(await condition(told, msUntil(warnOn)))) {
       await escalate(
         'notice_at_risk',
@@ -844,6 +876,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
         `the client has not been told yet and must be by ${due}, ${state.policy.noticeDays} days before the counselor's last day`,
       );
     }
+    // Missed once the agency's day after the due date begins.
     if (!(await condition(told, msUntil(addDays(due, 1))))) {
       await escalate(
         'notice_missed',
@@ -915,14 +948,20 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
       if (referral.state === 'proposed') {
         let consentId: string | null = null;
         if (referral.candidate.external) {
-          const consent = consentFor(state, referral.candidate.providerId, today());
-          if (typeof consent === 'string') {
-            // Consent before disclosure: nothing goes out until a valid release names this provider.
+          const release = releaseFor(state.consents, {
+            providerId: referral.candidate.providerId,
+            providerName: referral.candidate.name,
+            today: today(),
+            substanceUseRecords: state.facts.hasSubstanceUseRecords,
+          });
+          if (isBlocker(release)) {
+            // Consent before disclosure: nothing goes out until a valid release names this provider
+            // (the case's blockers say which release is missing).
             const seen = version;
             await condition(() => version !== seen);
             continue;
           }
-          consentId = consent.consentId;
+          consentId = release.consentId;
         }
         const seen = version;
         try {
@@ -930,6 +969,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
           await CancellationScope.nonCancellable(() =>
             sendReferral({
               caseId,
+              agencyId: state.facts.agencyId,
               clientId,
               referralId: referral.referralId,
               providerId: referral.candidate.providerId,
@@ -973,13 +1013,21 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
   async function closureLetter(): Promise<void> {
     await setStep('closure_letter');
     // Risk first: closing waits for a documented plan, a director's approval and an accepting provider.
-    await condition(() => riskGateOpen(state) && (!hasActiveRisk(state) || acceptedReferral(state) !== undefined));
+    await condition(() => mayClose(state));
+    // Safe contact is decided by the activity on the record as it stands when the letter goes out.
     const letter = await CancellationScope.nonCancellable(() =>
-      issueClosureLetter({ caseId, channel: letterChannel(state.facts), riskFlags: state.facts.riskFlags }),
+      issueClosureLetter({
+        caseId,
+        agencyId: state.facts.agencyId,
+        clientId,
+        channel: letterRoute(state.facts).channel,
+        riskFlags: state.facts.riskFlags,
+      }),
     );
     state.letter = letter;
     await record(letter.delivery === 'sent' ? 'letter.sent' : 'letter.held_for_in_person', null, null, {
       after: letter,
+      ...(letter.heldBecause ? { reason: letter.heldBecause } : {}),
     });
   }
 

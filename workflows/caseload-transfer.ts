@@ -14,7 +14,7 @@ import {
 import type { Activities } from '../activities';
 import type { Actor } from '../domain/case';
 import { NON_RETRYABLE_FAILURES } from '../domain/errors';
-import { addDays } from '../domain/process';
+import { addDays } from '../domain/time';
 
 const { openTransferPage, cancelTransferPage, setTransferStatus } = proxyActivities<Activities>({
   // A page starts up to a few hundred workflows; heartbeats show it is alive.

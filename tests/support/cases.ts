@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { Actor } from '../../domain/case';
-import { addDays } from '../../domain/process';
+import { addDays } from '../../domain/time';
 import { TEST_DIR } from './context';
-import { type TestStack, eventually } from './stack';
+import { type TestActor, type TestStack, eventually } from './stack';
 
 export const STAFF: Actor = { id: 'staff-1', role: 'staff' };
 export const COUNSELOR: Actor = { id: 'counselor-1', role: 'counselor' };
@@ -16,9 +16,12 @@ export function today(offsetDays = 0): string {
   return addDays(new Date().toISOString().slice(0, 10), offsetDays);
 }
 
+/**
+ * A case and the client record it starts from, with the same fields the tests used to send together:
+ * `record` goes to PUT /v1/clients/{id}, `start` to POST /v1/cases.
+ */
 export function caseBody(overrides: Record<string, unknown> = {}) {
-  return {
-    caseId: randomUUID(),
+  const all = {
     agencyId: 'agency-1',
     clientId: `client-${randomUUID().slice(0, 8)}`,
     clientName: 'Sam Rivera',
@@ -26,10 +29,53 @@ export function caseBody(overrides: Record<string, unknown> = {}) {
     kind: 'transfer',
     reason: 'counselor_relocation',
     lastDay: today(45),
+    riskFlags: [],
     contact: { channels: [{ channel: 'portal', safe: true }], noContactAtHome: false },
+    hasSubstanceUseRecords: false,
     ...overrides,
+  } as Record<string, any>;
+  const record = {
+    name: all.clientName,
+    counselorId: all.counselorId,
+    active: true,
+    riskFlags: all.riskFlags,
+    contact: all.contact,
+    hasSubstanceUseRecords: all.hasSubstanceUseRecords,
+    needs: [],
   };
+  const start: Record<string, unknown> = { clientId: all.clientId, kind: all.kind, reason: all.reason };
+  if (all.lastDay !== undefined) start.lastDay = all.lastDay;
+  if (all.proposedReceivers !== undefined) start.proposedReceivers = all.proposedReceivers;
+  return { agencyId: all.agencyId as string, clientId: all.clientId as string, record, start };
 }
+
+/** Writes the client record as agency staff; the answer must be 200 or 201. */
+export async function putClient(
+  stack: TestStack,
+  agencyId: string,
+  clientId: string,
+  record: Record<string, unknown>,
+): Promise<void> {
+  const res = await stack.request('PUT', `/v1/clients/${clientId}`, { body: record, actor: { ...STAFF, agencyId } });
+  if (res.status !== 200 && res.status !== 201) throw new Error(`client: ${res.status} ${JSON.stringify(res.body)}`);
+}
+
+/** The case id a 202 start answered with. */
+export function caseIdOf(res: { headers: Headers }): string {
+  return res.headers.get('location')!.split('/').pop()!;
+}
+
+/** A release of information naming one provider, valid for 180 days. */
+export const release = (providerId: string, overrides: Record<string, unknown> = {}) => ({
+  recipientProviderId: providerId,
+  disclosed: 'treatment summary and diagnosis',
+  purpose: 'continuity of care',
+  expiresOn: today(180),
+  coversSubstanceUseRecords: false,
+  revocable: true,
+  signedOn: today(),
+  ...overrides,
+});
 
 /** Drives one case through the API, failing loudly on any unexpected answer. */
 export class CaseDriver {
@@ -37,19 +83,20 @@ export class CaseDriver {
     readonly stack: TestStack,
     readonly caseId: string,
     readonly agencyId = 'agency-1',
+    readonly clientId = '',
   ) {}
 
   static async open(stack: TestStack, overrides: Record<string, unknown> = {}): Promise<CaseDriver> {
-    const body = caseBody(overrides);
-    const agencyId = body.agencyId;
-    const res = await stack.request('POST', '/v1/cases', { body, actor: { ...STAFF, agencyId } });
+    const { agencyId, clientId, record, start } = caseBody(overrides);
+    await putClient(stack, agencyId, clientId, record);
+    const res = await stack.request('POST', '/v1/cases', { body: start, actor: { ...STAFF, agencyId } });
     if (res.status !== 202) throw new Error(`open: ${res.status} ${JSON.stringify(res.body)}`);
-    const driver = new CaseDriver(stack, body.caseId, agencyId);
+    const driver = new CaseDriver(stack, caseIdOf(res), agencyId, clientId);
     await driver.until((c) => c.status === 'open');
     return driver;
   }
 
-  async act(path: string, body: unknown, actor: Actor, expected = 200): Promise<any> {
+  async act(path: string, body: unknown, actor: TestActor, expected = 200): Promise<any> {
     const res = await this.stack.request('POST', `/v1/cases/${this.caseId}/${path}`, { body, actor });
     if (res.status !== expected)
       throw new Error(`${path}: expected ${expected}, got ${res.status} ${JSON.stringify(res.body)}`);

@@ -59,10 +59,8 @@ export async function tokenFor(db: Db, actor: TestActor): Promise<string> {
   const key = `${actor.id}|${actor.role}|${agencyId}`;
   const known = tokens.get(key);
   if (known) return known;
-  // Test files share one database: a user of another agency gets its own id, so no file re-homes another's user.
-  const userId = agencyId === 'agency-1' ? actor.id : `${actor.id}.${agencyId}`;
-  await upsertUser(db, { id: userId, role: actor.role, agencyId, name: actor.id });
-  const { token } = await createToken(db, userId, { label: 'test' });
+  await upsertUser(db, { id: actor.id, role: actor.role, agencyId, name: actor.id });
+  const { token } = await createToken(db, { agencyId, userId: actor.id }, { label: 'test' });
   tokens.set(key, token);
   return token;
 }

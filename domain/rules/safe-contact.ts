@@ -1,0 +1,50 @@
+/**
+ * Safe contact (DOMAIN.md): a client with a domestic-violence flag or a "no contact at home" preference is
+ * contacted only by a channel they confirmed safe; with none, the letter is held for in-person delivery.
+ */
+import type { ContactChannel, ContactPreferences, RiskFlag } from '../process';
+import { RULES, refuse } from './rule';
+
+export interface ContactFacts {
+  riskFlags: RiskFlag[];
+  contact: ContactPreferences;
+}
+
+/** Why contact is restricted to confirmed safe channels, in words fit for the audit trail; null if it is not. */
+export function contactRestriction(facts: ContactFacts): string | null {
+  const reasons = [
+    ...(facts.riskFlags.includes('domestic_violence') ? ['a domestic-violence flag'] : []),
+    ...(facts.contact.noContactAtHome ? ['"no contact at home"'] : []),
+  ];
+  return reasons.length ? reasons.join(' and ') : null;
+}
+
+export function channelAllowed(facts: ContactFacts, channel: ContactChannel): boolean {
+  if (channel === 'in_person' || !contactRestriction(facts)) return true;
+  return facts.contact.channels.some((c) => c.channel === channel && c.safe);
+}
+
+/** Refuses an outreach by a channel the client did not confirm safe. */
+export function checkOutreachChannel(facts: ContactFacts, channel: ContactChannel): void {
+  if (channelAllowed(facts, channel)) return;
+  refuse(
+    RULES.safeContact,
+    `${channel} is not a channel this client confirmed safe (${contactRestriction(facts)} on record); reach them only by a confirmed safe channel or in person`,
+  );
+}
+
+export type LetterRoute = { channel: ContactChannel; heldBecause: null } | { channel: null; heldBecause: string };
+
+/** The channel a letter may go by, or why it is held for in-person delivery. */
+export function letterRoute(facts: ContactFacts): LetterRoute {
+  const restriction = contactRestriction(facts);
+  const usable = facts.contact.channels.filter((c) => c.channel !== 'in_person');
+  const chosen = restriction ? usable.find((c) => c.safe) : usable[0];
+  if (chosen) return { channel: chosen.channel, heldBecause: null };
+  return {
+    channel: null,
+    heldBecause: restriction
+      ? `${RULES.safeContact}: ${restriction} on record and no channel the client confirmed safe`
+      : `${RULES.safeContact}: no contact channel on record`,
+  };
+}
