@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import type { Kysely } from 'kysely';
 import { appendAuditEvent } from '../db/audit';
+import { findAgencyPolicy, setAgencyPolicy } from '../db/policies';
 import type { Database } from '../db/schema';
 import { DEFAULT_POLICY } from '../domain/process';
 import { requireRoles, userOf } from './auth';
@@ -17,7 +18,7 @@ export function agencyRoutes({ db }: { db: Kysely<Database> }): Router {
   router.get('/v1/agencies/:agencyId/policy', async (req, res) => {
     const { agencyId } = parse(agencyParams, req.params, 'path');
     if (userOf(req).agencyId !== agencyId) throw problem(404, `no agency ${agencyId}`);
-    const row = await db.selectFrom('agency_policies').selectAll().where('agency_id', '=', agencyId).executeTakeFirst();
+    const row = await findAgencyPolicy(db, agencyId);
     res.json({
       agencyId,
       agencyName: row?.agency_name ?? null,
@@ -35,23 +36,13 @@ export function agencyRoutes({ db }: { db: Kysely<Database> }): Router {
     const body = parse(policyBody, req.body, 'body');
     const policy = { ...DEFAULT_POLICY, ...body.policy };
     await db.transaction().execute(async (trx) => {
-      const before = await trx
-        .selectFrom('agency_policies')
-        .select('policy')
-        .where('agency_id', '=', agencyId)
-        .executeTakeFirst();
-      const values = {
-        agency_name: body.agencyName,
-        agency_phone: body.agencyPhone,
-        policy: JSON.stringify(policy),
-        updated_by: actor.id,
-        updated_at: new Date(),
-      };
-      await trx
-        .insertInto('agency_policies')
-        .values({ agency_id: agencyId, ...values })
-        .onConflict((oc) => oc.column('agency_id').doUpdateSet(values))
-        .execute();
+      const before = await findAgencyPolicy(trx, agencyId);
+      await setAgencyPolicy(trx, agencyId, {
+        agencyName: body.agencyName,
+        agencyPhone: body.agencyPhone,
+        policy,
+        updatedBy: actor.id,
+      });
       await appendAuditEvent(trx, {
         eventKey: `policy:${agencyId}:${randomUUID()}`,
         agencyId,

@@ -7,6 +7,8 @@ import { lastAnchor } from '../db/anchors';
 import {
   type AuditFilter,
   type VerifyReport,
+  accountingOfDisclosures,
+  agencyEventCount,
   appendAuditEvent,
   chainHead,
   eventBatches,
@@ -86,17 +88,6 @@ function agencyReport(report: VerifyReport, agencyEvents: number) {
   };
 }
 
-async function agencyEventCount(db: Kysely<Database>, agencyId: string, upToSeq: string | null): Promise<number> {
-  if (!upToSeq) return 0;
-  const row = await db
-    .selectFrom('audit_events')
-    .select((eb) => eb.fn.countAll<string>().as('n'))
-    .where('agency_id', '=', agencyId)
-    .where('seq', '<=', upToSeq)
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
-}
-
 /** The audit trail for compliance: export (streamed, with a manifest), verification, accounting of disclosures. */
 export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFile: string }): Router {
   const router = Router();
@@ -174,28 +165,7 @@ export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFi
     const { clientId } = parse(z.strictObject({ clientId: id }), req.params, 'path');
     const { since } = parse(z.strictObject({ since: z.iso.date().optional() }), req.query, 'query');
     const from = since ?? new Date(Date.now() - 3 * 365 * 86_400_000).toISOString().slice(0, 10);
-    const rows = await db
-      .selectFrom('disclosures as d')
-      .leftJoin('consents as c', 'c.consent_id', 'd.consent_id')
-      .select([
-        'd.disclosed_at',
-        'd.case_id',
-        'd.recipient_provider_id',
-        'd.disclosed',
-        'd.substance_use_records',
-        'd.redisclosure_notice',
-        'd.consent_id',
-        'c.purpose',
-        'c.signed_on',
-        'c.expires_on',
-        'c.revoked_at',
-      ])
-      .innerJoin('cases as k', 'k.case_id', 'd.case_id')
-      .where('k.agency_id', '=', userOf(req).agencyId)
-      .where('d.client_id', '=', clientId)
-      .where('d.disclosed_at', '>=', new Date(`${from}T00:00:00Z`))
-      .orderBy('d.disclosed_at')
-      .execute();
+    const rows = await accountingOfDisclosures(db, userOf(req).agencyId, clientId, new Date(`${from}T00:00:00Z`));
     await db.transaction().execute((trx) =>
       appendAuditEvent(trx, {
         eventKey: `disclosures:viewed:${randomUUID()}`,

@@ -7,8 +7,9 @@ import { type Request, Router } from 'express';
 import type { Kysely } from 'kysely';
 import type { z } from 'zod';
 import { appendAuditEvent } from '../db/audit';
-import { findAgencyCase, releaseReservation, reserveCase } from '../db/cases';
-import { clientFacts } from '../db/clients';
+import { findAgencyCase, findLetter, releaseReservation, reserveCase } from '../db/cases';
+import { addRiskFlag, clientFacts } from '../db/clients';
+import { agencyTimeZone } from '../db/policies';
 import type { CaseRow, Database } from '../db/schema';
 import type { User } from '../db/users';
 import { type Actor, caseWorkflowId } from '../domain/case';
@@ -208,20 +209,8 @@ export const ACTION_ROUTES: ActionRoute[] = [
 async function raiseFlagOnRecord({ db, temporal, actor, row, body, requestId }: ActionContext): Promise<void> {
   const { flag } = body as { flag: s.RiskFlagBody['flag'] };
   await db.transaction().execute(async (trx) => {
-    const before = await trx
-      .selectFrom('clients')
-      .select('risk_flags')
-      .where('agency_id', '=', row.agency_id)
-      .where('client_id', '=', row.client_id)
-      .forUpdate()
-      .executeTakeFirst();
-    if (!before || before.risk_flags.includes(flag)) return;
-    await trx
-      .updateTable('clients')
-      .set({ risk_flags: JSON.stringify([...before.risk_flags, flag]), updated_at: new Date() })
-      .where('agency_id', '=', row.agency_id)
-      .where('client_id', '=', row.client_id)
-      .execute();
+    const before = await addRiskFlag(trx, row.agency_id, row.client_id, flag);
+    if (!before) return;
     await appendAuditEvent(trx, {
       eventKey: `client:${row.client_id}:${randomUUID()}`,
       agencyId: row.agency_id,
@@ -231,8 +220,8 @@ async function raiseFlagOnRecord({ db, temporal, actor, row, body, requestId }: 
       clientId: row.client_id,
       outcome: 'done',
       requestId,
-      before: { riskFlags: before.risk_flags },
-      after: { riskFlags: [...before.risk_flags, flag] },
+      before: { riskFlags: before },
+      after: { riskFlags: [...before, flag] },
     });
   });
   await tellOpenCases(db, temporal, row.agency_id, [row.client_id], { requestId, exceptCaseId: row.case_id });
@@ -321,10 +310,7 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
       await recordDeniedRead(db, req, user, { kind: 'client', id: body.clientId }, detail);
       throw problem(422, detail, { errors: [{ field: 'body.clientId', message: 'unknown client' }] });
     }
-    const policyZone = (
-      await db.selectFrom('agency_policies').select('policy').where('agency_id', '=', user.agencyId).executeTakeFirst()
-    )?.policy.timeZone;
-    const today = localDate(Date.now(), policyZone ?? DEFAULT_TIME_ZONE);
+    const today = localDate(Date.now(), await agencyTimeZone(db, user.agencyId));
     if (body.lastDay && body.lastDay < today) {
       throw problem(400, `the counselor's last day (${body.lastDay}) is in the past`, {
         errors: [{ field: 'body.lastDay', message: 'in the past' }],
@@ -419,7 +405,7 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
     requireRoles(user, CASE_READERS, 'reading a closing letter');
     const { caseId } = parse(s.caseIdParams, req.params, 'path');
     const row = await caseInScope(req, user, caseId, 'closing letter for case');
-    const letter = await db.selectFrom('letters').selectAll().where('case_id', '=', caseId).executeTakeFirst();
+    const letter = await findLetter(db, caseId);
     if (!letter) throw problem(404, `no closing letter for case ${caseId}`);
     await auditRead(req, actor, row, 'letter');
     res.set('X-Delivery', letter.delivery);

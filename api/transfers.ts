@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { derivedUuid } from '../ids';
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { Router } from 'express';
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import { appendAuditEvent } from '../db/audit';
 import { findClient } from '../db/clients';
 import { lockProposals, receiverLoads } from '../db/proposals';
@@ -13,6 +13,7 @@ import {
   findProposal,
   findTransfer,
   openTransferOf,
+  transferProgress,
 } from '../db/transfers';
 import { checkReceiver, checkTransferStart } from '../domain/transfers';
 import { localDate } from '../domain/time';
@@ -139,37 +140,11 @@ export function transferRoutes({
       (await deniedRead(db, req, user, { kind: 'transfer', id: transferId }, `no transfer ${transferId}`));
     // The agency's today: a notice due tomorrow in Chicago is not yet due at 7 p.m. there.
     const today = localDate(Date.now(), await agencyTimeZone(db, user.agencyId));
-    const ids = (where: ReturnType<typeof sql>) =>
-      sql<{
-        case_id: string;
-      }>`select case_id from cases where transfer_id = ${transferId} and ${where} order by case_id limit ${LIST_CAP}`
-        .execute(db)
-        .then((r) => r.rows.map((x) => x.case_id));
-    const [bySteps, informed, atRisk, escalated, stuck, unmatched] = await Promise.all([
-      sql<{
-        status: string;
-        step: string;
-        n: string;
-      }>`select status, step, count(*) as n from cases where transfer_id = ${transferId} group by status, step`.execute(
-        db,
-      ),
-      sql<{
-        informed: string | null;
-        n: string;
-      }>`select state->'conversation'->>'informedInTime' as informed, count(*) as n from cases where transfer_id = ${transferId} group by 1`.execute(
-        db,
-      ),
-      ids(
-        sql`status = 'open' and step in ('decision_review', 'client_conversation') and notice_due <= ${today}::date + coalesce((state->'policy'->>'noticeWarningDays')::int, 3)`,
-      ),
-      ids(sql`status = 'open' and jsonb_array_length(coalesce(state->'escalations', '[]'::jsonb)) > 0`),
-      ids(sql`status = 'open' and updated_at < now() - make_interval(days => ${STUCK_AFTER_DAYS})`),
-      sql<{
-        case_id: string;
-      }>`select case_id from proposals where transfer_id = ${transferId} and clinician_id is null order by case_id limit ${LIST_CAP}`
-        .execute(db)
-        .then((r) => r.rows.map((x) => x.case_id)),
-    ]);
+    const { bySteps, informed, atRisk, escalated, stuck, unmatched } = await transferProgress(db, transferId, {
+      today,
+      listCap: LIST_CAP,
+      stuckAfterDays: STUCK_AFTER_DAYS,
+    });
     const steps: Record<string, number> = {};
     const statuses: Record<string, number> = {};
     for (const row of bySteps.rows) {

@@ -259,3 +259,45 @@ export async function* eventBatches(
 export async function chainHead(db: Kysely<Database>): Promise<{ seq: string; hash: string } | undefined> {
   return db.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
 }
+
+/** How many of one agency's events the chain holds up to a point. */
+export async function agencyEventCount(
+  db: Kysely<Database>,
+  agencyId: string,
+  upToSeq: string | null,
+): Promise<number> {
+  if (!upToSeq) return 0;
+  const row = await db
+    .selectFrom('audit_events')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('agency_id', '=', agencyId)
+    .where('seq', '<=', upToSeq)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** What was disclosed about one client of an agency since a date, with the consent behind each (42 CFR Part 2 §2.25). */
+export async function accountingOfDisclosures(db: Kysely<Database>, agencyId: string, clientId: string, since: Date) {
+  return db
+    .selectFrom('disclosures as d')
+    .leftJoin('consents as c', 'c.consent_id', 'd.consent_id')
+    .select([
+      'd.disclosed_at',
+      'd.case_id',
+      'd.recipient_provider_id',
+      'd.disclosed',
+      'd.substance_use_records',
+      'd.redisclosure_notice',
+      'd.consent_id',
+      'c.purpose',
+      'c.signed_on',
+      'c.expires_on',
+      'c.revoked_at',
+    ])
+    .innerJoin('cases as k', 'k.case_id', 'd.case_id')
+    .where('k.agency_id', '=', agencyId)
+    .where('d.client_id', '=', clientId)
+    .where('d.disclosed_at', '>=', since)
+    .orderBy('d.disclosed_at')
+    .execute();
+}

@@ -94,3 +94,8 @@ export async function writeOpenedCase(db: Kysely<Database>, row: NewCase): Promi
     .executeTakeFirst();
   return (result.numInsertedOrUpdatedRows ?? 0n) > 0n;
 }
+
+/** A case's closing letter (HTML, PDF and checksums). */
+export async function findLetter(db: Kysely<Database>, caseId: string) {
+  return db.selectFrom('letters').selectAll().where('case_id', '=', caseId).executeTakeFirst();
+}

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { ClientFacts } from '../domain/process';
+import type { ClientFacts, RiskFlag } from '../domain/process';
 import type { Database } from './schema';
 
 /** One client of one agency; another agency's client of the same id is not found. */
@@ -39,4 +39,28 @@ export async function openCasesOfClients(db: Kysely<Database>, agencyId: string,
     .where('client_id', 'in', clientIds)
     .where('status', 'in', ['opening', 'open'])
     .execute();
+}
+
+/** Adds a risk flag to the client record (under a row lock); answers the flags before, or null if nothing changed. */
+export async function addRiskFlag(
+  db: Kysely<Database>,
+  agencyId: string,
+  clientId: string,
+  flag: RiskFlag,
+): Promise<RiskFlag[] | null> {
+  const before = await db
+    .selectFrom('clients')
+    .select('risk_flags')
+    .where('agency_id', '=', agencyId)
+    .where('client_id', '=', clientId)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!before || before.risk_flags.includes(flag)) return null;
+  await db
+    .updateTable('clients')
+    .set({ risk_flags: JSON.stringify([...before.risk_flags, flag]), updated_at: new Date() })
+    .where('agency_id', '=', agencyId)
+    .where('client_id', '=', clientId)
+    .execute();
+  return before.risk_flags;
 }

@@ -17,3 +17,28 @@ export async function agencyPolicy(db: Kysely<Database>, agencyId: string): Prom
 export async function agencyTimeZone(db: Kysely<Database>, agencyId: string): Promise<string> {
   return (await agencyPolicy(db, agencyId)).timeZone ?? DEFAULT_TIME_ZONE;
 }
+
+/** The agency's name, phone and policy as set (null when never set). */
+export async function findAgencyPolicy(db: Kysely<Database>, agencyId: string) {
+  return db.selectFrom('agency_policies').selectAll().where('agency_id', '=', agencyId).executeTakeFirst();
+}
+
+/** Sets the agency's name, phone and policy. */
+export async function setAgencyPolicy(
+  db: Kysely<Database>,
+  agencyId: string,
+  values: { agencyName: string; agencyPhone: string; policy: Policy; updatedBy: string },
+): Promise<void> {
+  const row = {
+    agency_name: values.agencyName,
+    agency_phone: values.agencyPhone,
+    policy: JSON.stringify(values.policy),
+    updated_by: values.updatedBy,
+    updated_at: new Date(),
+  };
+  await db
+    .insertInto('agency_policies')
+    .values({ agency_id: agencyId, ...row })
+    .onConflict((oc) => oc.column('agency_id').doUpdateSet(row))
+    .execute();
+}

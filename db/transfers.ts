@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Database } from './schema';
 
 /** A transfer of one agency; another agency's is not found. */
@@ -72,4 +72,44 @@ export async function findProposal(db: Kysely<Database>, agencyId: string, trans
     .where('p.transfer_id', '=', transferId)
     .where('p.case_id', '=', caseId)
     .executeTakeFirst();
+}
+
+/** Where every case of a transfer stands, from the read model: counts and capped lists of ids. */
+export async function transferProgress(
+  db: Kysely<Database>,
+  transferId: string,
+  options: { today: string; listCap: number; stuckAfterDays: number },
+) {
+  const ids = (where: ReturnType<typeof sql>) =>
+    sql<{
+      case_id: string;
+    }>`select case_id from cases where transfer_id = ${transferId} and ${where} order by case_id limit ${options.listCap}`
+      .execute(db)
+      .then((r) => r.rows.map((x) => x.case_id));
+  const [bySteps, informed, atRisk, escalated, stuck, unmatched] = await Promise.all([
+    sql<{
+      status: string;
+      step: string;
+      n: string;
+    }>`select status, step, count(*) as n from cases where transfer_id = ${transferId} group by status, step`.execute(
+      db,
+    ),
+    sql<{
+      informed: string | null;
+      n: string;
+    }>`select state->'conversation'->>'informedInTime' as informed, count(*) as n from cases where transfer_id = ${transferId} group by 1`.execute(
+      db,
+    ),
+    ids(
+      sql`status = 'open' and step in ('decision_review', 'client_conversation') and notice_due <= ${options.today}::date + coalesce((state->'policy'->>'noticeWarningDays')::int, 3)`,
+    ),
+    ids(sql`status = 'open' and jsonb_array_length(coalesce(state->'escalations', '[]'::jsonb)) > 0`),
+    ids(sql`status = 'open' and updated_at < now() - make_interval(days => ${options.stuckAfterDays})`),
+    sql<{
+      case_id: string;
+    }>`select case_id from proposals where transfer_id = ${transferId} and clinician_id is null order by case_id limit ${options.listCap}`
+      .execute(db)
+      .then((r) => r.rows.map((x) => x.case_id)),
+  ]);
+  return { bySteps, informed, atRisk, escalated, stuck, unmatched };
 }

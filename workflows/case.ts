@@ -153,6 +153,8 @@ export const refreshFactsUpdate = defineUpdate<CaseSnapshot, [Action]>('refreshF
 
 /** Marks the workflow code that reads the client's facts from the record (cases started before take them from input). */
 export const FACTS_FROM_RECORD = 'facts-from-record';
+/** Marks follow-ups due on the agency's day (closing date + offset), not closing instant + offset × 24 h. */
+export const FOLLOW_UP_IN_AGENCY_DAYS = 'follow-up-in-agency-days';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
@@ -1034,9 +1036,15 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
   async function followUp(): Promise<void> {
     await setStep('follow_up');
     const closedAt = Date.now();
+    const closedOn = today();
+    // Cases from here on count follow-up days in the agency's calendar; older ones from the instant they closed.
+    const agencyDays = patched(FOLLOW_UP_IN_AGENCY_DAYS);
     for (const offsetDays of state.policy.followUpOffsetsDays) {
+      const wait = agencyDays
+        ? msUntil(addDays(closedOn, offsetDays))
+        : Math.max(1, closedAt + offsetDays * DAY_MS - Date.now());
       // Caring contacts stop once the client has engaged with the new provider.
-      await condition(() => state.followUp.engaged, Math.max(1, closedAt + offsetDays * DAY_MS - Date.now()));
+      await condition(() => state.followUp.engaged, wait);
       if (state.followUp.engaged) break;
       state.followUp.checks.push({ offsetDays, engaged: false });
       await createTask({
