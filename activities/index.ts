@@ -3,7 +3,9 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { type Kysely, type Selectable, sql } from 'kysely';
 import { appendAuditEvent } from '../db/audit';
-import { insertCase, writeOpenedCase } from '../db/cases';
+import { findCase, insertCase, writeOpenedCase } from '../db/cases';
+import { coveringDirector, syncCaseTasks } from '../db/tasks';
+import { openWaits } from '../domain/work-queue';
 import { clientFacts } from '../db/clients';
 import { agencyPolicy } from '../db/policies';
 import type { AuditOutcome, ConsentsTable, Database } from '../db/schema';
@@ -172,6 +174,18 @@ function consentOf(row: Selectable<ConsentsTable>): Consent {
 export function createActivities({ db, temporal, taskQueue = 'handoff' }: ActivityDeps) {
   const policyOf = (agencyId: string): Promise<Policy> => agencyPolicy(db, agencyId);
 
+  /** Opens the tasks for what the case now waits on, and closes those it no longer waits on. */
+  const syncWaits = async (trx: Kysely<Database>, agencyId: string, state: CaseProcessState): Promise<void> => {
+    await syncCaseTasks(trx, {
+      agencyId,
+      caseId: state.facts.caseId,
+      counselorId: state.facts.counselorId,
+      policy: state.policy,
+      waits: openWaits(state, Date.now()),
+      ended: state.status !== 'open',
+    });
+  };
+
   return nonRetryableDataErrors({
     ...createTransferActivities({ db, temporal, taskQueue }),
 
@@ -223,13 +237,15 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
           contact: JSON.stringify(facts.contact),
           has_sud_records: facts.hasSubstanceUseRecords,
           state: JSON.stringify(state),
-        }).catch((error: unknown) => {
-          // Another case of this client opened in the meantime: one open case per client, so this one may not.
-          if ((error as { constraint?: string }).constraint === 'cases_one_open_per_client') {
-            refusal('Conflict', `client ${input.clientId} already has an open case`, 'one_open_case');
-          }
-          throw error;
-        });
+        })
+          .then(() => syncWaits(trx, input.agencyId, state))
+          .catch((error: unknown) => {
+            // Another case of this client opened in the meantime: one open case per client, so this one may not.
+            if ((error as { constraint?: string }).constraint === 'cases_one_open_per_client') {
+              refusal('Conflict', `client ${input.clientId} already has an open case`, 'one_open_case');
+            }
+            throw error;
+          });
         await appendAuditEvent(trx, {
           eventKey: `${input.caseId}:opened`,
           agencyId: input.agencyId,
@@ -318,7 +334,7 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
           .executeTakeFirst();
         // The case row may not be committed yet (an action raced the opening): retry until it is.
         if (!before) throw ApplicationFailure.retryable(`case ${input.caseId} is not written yet`, 'CaseNotWrittenYet');
-        await trx
+        const written = await trx
           .updateTable('cases')
           .set({
             status: input.status,
@@ -337,7 +353,10 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
           })
           .where('case_id', '=', input.caseId)
           .where('state_version', '<', input.seq)
-          .execute();
+          .returning('agency_id')
+          .executeTakeFirst();
+        // The newest snapshot also decides which waits are open: each is a task in someone's queue.
+        if (written) await syncWaits(trx, written.agency_id, input.state);
         if (input.referral) {
           const r = input.referral;
           const row = {
@@ -605,17 +624,32 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
       });
     },
 
-    /** A task for a person (an escalation, an outreach): created once per key. */
+    /**
+     * A task for a person (an escalation, an outreach): created once per key. An escalation goes to a named
+     * director: the policy's covering directors in order of its level, else the agency's directors.
+     */
     async createTask(input: TaskInput): Promise<void> {
+      const row = await findCase(db, input.caseId);
+      if (!row) refusal('NotFound', `no case ${input.caseId}`);
+      const level = input.kind.startsWith('escalation.')
+        ? Number(/:escalation:(\d+):/.exec(input.taskKey)?.[1] ?? 1)
+        : null;
+      const assigneeId =
+        level !== null
+          ? await coveringDirector(db, row.agency_id, await policyOf(row.agency_id), level, row.counselor_id)
+          : input.assigneeId;
       await db
         .insertInto('tasks')
         .values({
           task_key: input.taskKey,
+          agency_id: row.agency_id,
           case_id: input.caseId,
           kind: input.kind,
           assignee_role: input.assigneeRole,
-          assignee_id: input.assigneeId,
+          assignee_id: assigneeId,
           detail: input.detail,
+          due_at: new Date(),
+          level,
         })
         .onConflict((oc) => oc.column('task_key').doNothing())
         .execute();

@@ -12,6 +12,7 @@ import { idempotent } from './idempotency';
 import { type Metrics, createMetrics, metricsRoute } from './metrics';
 import { caseRoutes } from './cases';
 import { referenceRoutes } from './reference';
+import { taskRoutes } from './tasks';
 import { transferRoutes } from './transfers';
 import { userRoutes } from './users';
 import { openApiDocument } from './openapi';
@@ -111,6 +112,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(agencyRoutes({ db }));
   app.use(referenceRoutes({ db, temporal }));
   app.use(transferRoutes({ db, temporal, taskQueue }));
+  app.use(taskRoutes({ db }));
 
   app.use((req, _res, next) => next(problem(404, `no route ${req.method} ${req.path}`)));
   // A refused access is an event too: who tried what, and was told no.

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { auditQuery } from './audit';
+import { completeBody, reassignBody, taskQuery } from './tasks';
 import { ACTION_ROUTES } from './cases';
 import { REFERENCE_SPECS } from './reference';
 import {
@@ -197,6 +198,30 @@ const operations: Operation[] = [
     summary: 'Accounting of disclosures for a client (42 CFR Part 2 §2.25)',
     actor: true,
     problems: [400, 401, 403],
+  },
+  {
+    method: 'get',
+    path: '/v1/tasks',
+    summary: 'The work queue: what waits for me or my role (view=mine), or the agency (view=agency), overdue first',
+    actor: true,
+    query: taskQuery,
+    problems: [400, 401, 403],
+  },
+  {
+    method: 'post',
+    path: '/v1/tasks/{taskId}/assignment',
+    summary: 'A clinical director hands a task to a named person who may do it',
+    actor: true,
+    body: reassignBody,
+    problems: [400, 401, 403, 404, 409, 422],
+  },
+  {
+    method: 'post',
+    path: '/v1/tasks/{taskId}/completion',
+    summary: 'Mark an outreach task done (waits close by themselves when the case moves on)',
+    actor: true,
+    body: completeBody,
+    problems: [400, 401, 403, 404, 409],
   },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', problems: [] },
 ];

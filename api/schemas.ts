@@ -150,6 +150,14 @@ export const policyBody = z
           .max(35)
           .regex(/^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'a BCP 47 language tag such as en-US')
           .describe('How letters write dates'),
+        coveringDirectors: z
+          .array(id)
+          .max(20)
+          .describe('Directors who take escalations, in order: level 1 the first, each later level the next'),
+        caringContactDays: z
+          .array(z.number().int().min(1).max(730))
+          .max(24)
+          .describe('Caring contacts after closing for a client who carried a suicide-risk flag (days)'),
       })
       .partial(),
   })

@@ -98,15 +98,25 @@ export interface LettersTable {
   created_at: Generated<Date>;
 }
 
+export type TaskState = 'open' | 'done' | 'cancelled';
+
 export interface TasksTable {
   task_key: string;
+  task_id: Generated<string>;
+  agency_id: string;
   case_id: string;
   kind: string;
   assignee_role: string;
   assignee_id: string | null;
   detail: string;
+  state: ColumnType<TaskState, TaskState | undefined, TaskState>;
+  due_at: Date | null;
+  level: number | null;
   created_at: Generated<Date>;
   done_at: Date | null;
+  closed_by: string | null;
+  closed_reason: string | null;
+  updated_at: Generated<Date>;
 }
 
 export interface OutboxTable {

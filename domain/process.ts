@@ -5,7 +5,7 @@
 import type { Actor, CaseKind, CaseReason, CaseStatus } from './case';
 import { PERMISSIONS, type Permission, may } from './roles';
 import { RULES, RuleRefusal } from './rules/rule';
-import { DEFAULT_LOCALE, DEFAULT_TIME_ZONE } from './time';
+import { DEFAULT_LOCALE, DEFAULT_TIME_ZONE, addDays } from './time';
 
 export const RISK_FLAGS = ['suicide_risk', 'domestic_violence', 'recent_relapse'] as const;
 export type RiskFlag = (typeof RISK_FLAGS)[number];
@@ -61,6 +61,10 @@ export interface Policy {
   timeZone?: string;
   /** How letters write dates ("November 29, 2026"). */
   locale?: string;
+  /** Directors who take escalations, in order: level 1 goes to the first, each later level to the next. */
+  coveringDirectors?: string[];
+  /** Caring contacts after closure for a client who carried a suicide-risk flag (days after closing). */
+  caringContactDays?: number[];
 }
 
 export const DEFAULT_POLICY: Policy = Object.freeze({
@@ -74,6 +78,8 @@ export const DEFAULT_POLICY: Policy = Object.freeze({
   followUpOffsetsDays: [7, 30],
   timeZone: DEFAULT_TIME_ZONE,
   locale: DEFAULT_LOCALE,
+  coveringDirectors: [],
+  caringContactDays: [14, 45, 90, 180, 365],
 });
 
 export interface Consent {
@@ -103,6 +109,26 @@ export interface Referral {
   sentAt: string | null;
   consentId: string | null;
   appointmentAt: string | null;
+}
+
+/** One follow-up after closure: a check at the policy's offsets, or a caring contact for a client at suicide risk. */
+export interface FollowUpPlan {
+  offsetDays: number;
+  dueOn: string;
+  kind: 'follow_up' | 'caring_contact';
+}
+
+/**
+ * The follow-up a closed case owes its client: checks at the policy's offsets and, for a client who carried a
+ * suicide-risk flag, caring contacts over months (both stop once the client engages with the new provider).
+ */
+export function followUpPlan(policy: Policy, closedOn: string, carriedSuicideRisk: boolean): FollowUpPlan[] {
+  const byDay = new Map<number, FollowUpPlan['kind']>();
+  for (const d of carriedSuicideRisk ? (policy.caringContactDays ?? []) : []) byDay.set(d, 'caring_contact');
+  for (const d of policy.followUpOffsetsDays) byDay.set(d, 'follow_up');
+  return [...byDay.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([offsetDays, kind]) => ({ offsetDays, kind, dueOn: addDays(closedOn, offsetDays) }));
 }
 
 export interface Escalation {
@@ -157,6 +183,8 @@ export interface CaseProcessState {
     planCoversFlags: number;
     approvalCoversFlags: number;
     approvedBy: string | null;
+    /** Whether the client carried a suicide-risk flag at any time during the case (caring contacts follow). */
+    carriedSuicideRisk?: boolean;
   };
   conversation: {
     heldOn: string | null;
@@ -177,7 +205,12 @@ export interface CaseProcessState {
     /** The safe-contact fact that held it, when it was held. */
     heldBecause?: string | null;
   } | null;
-  followUp: { engaged: boolean; checks: { offsetDays: number; engaged: boolean }[] };
+  followUp: {
+    engaged: boolean;
+    checks: { offsetDays: number; engaged: boolean }[];
+    /** What follow-up will come, in the agency's dates (absent in cases closed before it was kept). */
+    schedule?: FollowUpPlan[];
+  };
   escalations: Escalation[];
   /** Who cancelled (null: the system, e.g. a cancel sent through Temporal itself). */
   cancellation: { actor: Actor | null; reason: string; requestId: string | null } | null;
@@ -193,7 +226,11 @@ export function openedState(
     policy: opened.policy,
     openedOn: opened.openedOn,
     facts: { ...state.facts, ...opened.facts, riskFlags: [...opened.facts.riskFlags] },
-    risk: { ...state.risk, flagCount: opened.facts.riskFlags.length },
+    risk: {
+      ...state.risk,
+      flagCount: opened.facts.riskFlags.length,
+      carriedSuicideRisk: opened.facts.riskFlags.includes('suicide_risk'),
+    },
     status: 'open',
     step: 'decision_review',
   };

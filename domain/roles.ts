@@ -36,6 +36,11 @@ export const PERMISSIONS = {
   readTransfer: ['staff', 'clinical_director', 'compliance'],
   cancelTransfer: STAFF_DIRECTOR,
   overrideProposal: DIRECTOR,
+  // the work queue
+  readQueue: CARE_TEAM,
+  readAgencyQueue: STAFF_DIRECTOR,
+  reassignTask: DIRECTOR,
+  completeTask: CARE_TEAM,
   // reference data and administration
   manageClients: ['staff', 'clinical_director', 'admin'],
   listClients: ['staff', 'counselor', 'clinical_director', 'admin'],
@@ -73,6 +78,10 @@ export const PERMISSION_LABELS: Record<Permission, string> = {
   readTransfer: "read a transfer's progress",
   cancelTransfer: 'cancel a transfer',
   overrideProposal: "override a transfer's proposal",
+  readQueue: 'see what waits for me (my tasks and my role’s)',
+  readAgencyQueue: "see the agency's whole queue",
+  reassignTask: 'reassign a task',
+  completeTask: 'mark an outreach task done',
   manageClients: 'write clients',
   listClients: 'list clients (a counselor: their own)',
   manageClinicians: 'write clinicians',

@@ -59,7 +59,7 @@ const DAY = 24 * HOUR;
 
 async function start(
   overrides: Partial<CaseInput> = {},
-): Promise<{ handle: WorkflowHandle<typeof caseWorkflow>; caseId: string }> {
+): Promise<{ handle: WorkflowHandle<typeof caseWorkflow>; caseId: string; agencyId: string }> {
   const caseId = randomUUID();
   const input: CaseInput = {
     caseId,
@@ -93,16 +93,21 @@ async function start(
     args: [input],
   });
   await eventually(async () => (await handle.query(caseSnapshotQuery)).status === 'open');
-  return { handle, caseId };
+  return { handle, caseId, agencyId: input.agencyId };
 }
 
 async function tasks(caseId: string) {
   return database.db
     .selectFrom('tasks')
-    .select(['task_key', 'kind'])
+    .select(['task_key', 'kind', 'state', 'assignee_id'])
     .where('case_id', '=', caseId)
     .orderBy('created_at')
     .execute();
+}
+
+/** The case's escalation and outreach tasks (its waits on people are tasks too, tested in tests/work-queue). */
+async function raised(caseId: string) {
+  return (await tasks(caseId)).filter((t) => !t.task_key.includes(':wait:'));
 }
 
 const approve = { actor: DIRECTOR, requestId: null, decision: 'approve' as const, rationale: 'approved' };
@@ -114,16 +119,31 @@ const converse = (clientChoice: 'accept_proposed' | 'decline_services', heldOn =
   lastSessionDate: heldOn,
 });
 
-test('when a review passes its SLA, then it escalates to the directors, and again every further period until done', async () => {
-  const { handle, caseId } = await start();
+test('when a review passes its SLA, then it escalates to the covering directors by name, one level each, until done', async () => {
+  const { handle, caseId, agencyId } = await start();
+  await database.db
+    .insertInto('agency_policies')
+    .values({
+      agency_id: agencyId,
+      agency_name: 'Timers',
+      agency_phone: '555',
+      policy: JSON.stringify({ coveringDirectors: ['director-7', 'director-8'] }),
+      updated_by: 'test',
+    })
+    .execute();
   await env.sleep(72 * HOUR + 60_000);
-  await eventually(async () => (await tasks(caseId)).length === 1);
+  await eventually(async () => (await raised(caseId)).length === 1);
   await env.sleep(72 * HOUR);
-  await eventually(async () => (await tasks(caseId)).length === 2);
-  expect((await tasks(caseId)).map((t) => t.kind)).toEqual(['escalation.review_overdue', 'escalation.review_overdue']);
+  await eventually(async () => (await raised(caseId)).length === 2);
+  expect((await raised(caseId)).map((t) => [t.kind, t.assignee_id])).toEqual([
+    ['escalation.review_overdue', 'director-7'],
+    ['escalation.review_overdue', 'director-8'],
+  ]);
   const snapshot = await handle.executeUpdate(reviewDecisionUpdate, { args: [approve] });
   expect(snapshot.step).toBe('client_conversation');
   expect(snapshot.state.escalations.map((e) => e.level)).toEqual([1, 2]);
+  // Both escalations close by themselves once the review is done.
+  await eventually(async () => (await raised(caseId)).every((t) => t.state === 'done'));
   await saveHistory(handle, 'review-escalation');
 });
 
@@ -167,7 +187,12 @@ test('when a client declines further services, then follow-up outreach comes at 
   await eventually(async () => (await handle.query(caseSnapshotQuery)).step === 'follow_up');
   const result = await handle.result();
   expect(result).toEqual({ caseId, status: 'closed' });
-  expect((await tasks(caseId)).map((t) => t.task_key)).toEqual([`${caseId}:follow_up:7`, `${caseId}:follow_up:30`]);
+  expect((await raised(caseId)).map((t) => [t.task_key, t.state])).toEqual([
+    [`${caseId}:follow_up:7`, 'open'],
+    [`${caseId}:follow_up:30`, 'open'],
+  ]);
+  // Every wait of the case closed with it; the outreach it asks for stays until someone makes it.
+  expect((await tasks(caseId)).filter((t) => t.task_key.includes(':wait:') && t.state === 'open')).toEqual([]);
   const letter = await database.db
     .selectFrom('letters')
     .select(['delivery', 'channel'])

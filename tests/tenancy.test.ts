@@ -107,7 +107,7 @@ describe('the same id in two agencies', () => {
     const done = await eventually(async () => {
       const t = await stack.request('GET', `/v1/transfers/${transfer.body.transferId}`, { actor: directorOf(a) });
       return t.body.status === 'open' ? t.body : undefined;
-    });
+    }, 60_000);
     expect(done.expected).toBe(1);
     const cases = await stack.db
       .selectFrom('cases')

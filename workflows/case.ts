@@ -26,10 +26,12 @@ import {
   type Consent,
   type ContactChannel,
   type Escalation,
+  type FollowUpPlan,
   type Referral,
   type ReferralState,
   type RiskFlag,
   currentReferral,
+  followUpPlan,
   openedState,
   requireCounselorOrDirector,
   requireOpen,
@@ -153,8 +155,11 @@ export const refreshFactsUpdate = defineUpdate<CaseSnapshot, [Action]>('refreshF
 
 /** Marks the workflow code that reads the client's facts from the record (cases started before take them from input). */
 export const FACTS_FROM_RECORD = 'facts-from-record';
-/** Marks follow-ups due on the agency's day (closing date + offset), not closing instant + offset × 24 h. */
-export const FOLLOW_UP_IN_AGENCY_DAYS = 'follow-up-in-agency-days';
+/**
+ * Marks follow-up as care: due on the agency's days (closing date + offset, not closing instant + offset × 24 h),
+ * with caring contacts for a client who carried a suicide-risk flag.
+ */
+export const FOLLOW_UP_AS_CARE = 'follow-up-as-care';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
@@ -719,6 +724,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     facts.hasSubstanceUseRecords = fresh.hasSubstanceUseRecords;
     // A new flag needs a new plan and a new approval before the case may close.
     if (added.length) state.risk.flagCount++;
+    if (facts.riskFlags.includes('suicide_risk')) state.risk.carriedSuicideRisk = true;
     await record('case.facts_updated', actor, requestId, {
       reason: `the client record changed: ${changed.join(', ')}`,
       after: { changed, riskFlags: facts.riskFlags, counselorId: facts.counselorId },
@@ -1034,28 +1040,40 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
   }
 
   async function followUp(): Promise<void> {
-    await setStep('follow_up');
     const closedAt = Date.now();
     const closedOn = today();
-    // Cases from here on count follow-up days in the agency's calendar; older ones from the instant they closed.
-    const agencyDays = patched(FOLLOW_UP_IN_AGENCY_DAYS);
-    for (const offsetDays of state.policy.followUpOffsetsDays) {
-      const wait = agencyDays
-        ? msUntil(addDays(closedOn, offsetDays))
-        : Math.max(1, closedAt + offsetDays * DAY_MS - Date.now());
-      // Caring contacts stop once the client has engaged with the new provider.
+    // Cases from here on follow up as care: on the agency's days, with caring contacts for a client who carried a
+    // suicide-risk flag. Older ones keep the policy's offsets counted from the instant they closed.
+    const asCare = patched(FOLLOW_UP_AS_CARE);
+    const plan: FollowUpPlan[] = asCare
+      ? followUpPlan(state.policy, closedOn, state.risk.carriedSuicideRisk === true)
+      : state.policy.followUpOffsetsDays.map((offsetDays) => ({
+          offsetDays,
+          kind: 'follow_up',
+          dueOn: addDays(closedOn, offsetDays),
+        }));
+    if (asCare) state.followUp.schedule = plan;
+    await setStep('follow_up');
+    for (const { offsetDays, kind, dueOn } of plan) {
+      const wait = asCare ? msUntil(dueOn) : Math.max(1, closedAt + offsetDays * DAY_MS - Date.now());
+      // Follow-up and caring contacts stop once the client has engaged with the new provider.
       await condition(() => state.followUp.engaged, wait);
       if (state.followUp.engaged) break;
       state.followUp.checks.push({ offsetDays, engaged: false });
       await createTask({
-        taskKey: `${caseId}:follow_up:${offsetDays}`,
+        taskKey: `${caseId}:${kind}:${offsetDays}`,
         caseId,
-        kind: 'outreach.follow_up',
+        kind: kind === 'follow_up' ? 'outreach.follow_up' : 'outreach.caring_contact',
         assigneeRole: 'counselor',
         assigneeId: state.facts.counselorId,
-        detail: `${offsetDays}-day follow-up: the client has not engaged with the new provider; reach out`,
+        detail:
+          kind === 'follow_up'
+            ? `${offsetDays}-day follow-up: the client has not engaged with the new provider; reach out`
+            : `caring contact, ${offsetDays} days after closing: a brief note that you are thinking of them`,
       });
-      await record('follow_up.not_engaged', null, null, { after: { offsetDays } });
+      await record(kind === 'follow_up' ? 'follow_up.not_engaged' : 'follow_up.caring_contact_due', null, null, {
+        after: { offsetDays },
+      });
     }
     if (state.followUp.engaged) await record('follow_up.engaged', null, null);
   }

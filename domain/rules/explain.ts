@@ -55,9 +55,16 @@ export function explain(state: CaseProcessState, today: string): { waitingFor: s
     case 'closure_letter':
       waitingFor.push('the closure letter to be issued');
       break;
-    case 'follow_up':
-      waitingFor.push('the follow-up checks after closure');
+    case 'follow_up': {
+      const done = state.followUp.checks.at(-1)?.offsetDays ?? 0;
+      const next = state.followUp.schedule?.find((p) => p.offsetDays > done);
+      waitingFor.push(
+        next
+          ? `the ${next.kind === 'follow_up' ? 'follow-up' : 'caring contact'} on ${next.dueOn}, unless the client engages with the new provider first`
+          : 'the follow-up checks after closure',
+      );
       break;
+    }
     default:
       break;
   }

@@ -1,0 +1,210 @@
+import { type Kysely, sql } from 'kysely';
+import type { Role } from '../domain/case';
+import type { Policy } from '../domain/process';
+import { ACTION_KINDS, type TaskSpec } from '../domain/work-queue';
+import type { Database, TaskState } from './schema';
+
+/**
+ * The director who takes an escalation of this level: the agency's covering directors in order (policy), else its
+ * active directors by id; never the case's own counselor. Null only when the agency has no director at all.
+ */
+export async function coveringDirector(
+  db: Kysely<Database>,
+  agencyId: string,
+  policy: Policy,
+  level: number,
+  counselorId: string,
+): Promise<string | null> {
+  const named = (policy.coveringDirectors ?? []).filter((id) => id !== counselorId);
+  const directors = named.length
+    ? named
+    : (
+        await db
+          .selectFrom('users')
+          .select('user_id')
+          .where('agency_id', '=', agencyId)
+          .where('role', '=', 'clinical_director')
+          .where('active', '=', true)
+          .where('user_id', '!=', counselorId)
+          .orderBy('user_id')
+          .execute()
+      ).map((u) => u.user_id);
+  if (directors.length === 0) return null;
+  return directors[Math.min(level, directors.length) - 1]!;
+}
+
+export interface OpenedTask {
+  taskId: string;
+  kind: string;
+  assigneeId: string | null;
+  assigneeRole: string;
+}
+
+/**
+ * Opens the case's waits that are not open yet and closes the open ones it no longer has, in the caller's
+ * transaction. Tasks a person closes (outreach, delivery failures) are left alone. Answers the tasks it opened.
+ */
+export async function syncCaseTasks(
+  db: Kysely<Database>,
+  input: { agencyId: string; caseId: string; counselorId: string; policy: Policy; waits: TaskSpec[]; ended: boolean },
+): Promise<OpenedTask[]> {
+  const opened: OpenedTask[] = [];
+  for (const wait of input.waits) {
+    const assigneeId =
+      wait.level !== undefined
+        ? await coveringDirector(db, input.agencyId, input.policy, wait.level, input.counselorId)
+        : wait.assigneeId;
+    const row = await db
+      .insertInto('tasks')
+      .values({
+        task_key: wait.key,
+        agency_id: input.agencyId,
+        case_id: input.caseId,
+        kind: wait.kind,
+        assignee_role: wait.assigneeRole,
+        assignee_id: assigneeId,
+        detail: wait.detail,
+        due_at: wait.dueAt ? new Date(wait.dueAt) : null,
+        level: wait.level ?? null,
+      })
+      .onConflict((oc) => oc.column('task_key').doNothing())
+      .returning(['task_id', 'kind', 'assignee_id', 'assignee_role'])
+      .executeTakeFirst();
+    if (row)
+      opened.push({
+        taskId: row.task_id,
+        kind: row.kind,
+        assigneeId: row.assignee_id,
+        assigneeRole: row.assignee_role,
+      });
+  }
+  const keep = input.waits.map((w) => w.key);
+  let close = db
+    .updateTable('tasks')
+    .set({
+      state: input.ended ? 'cancelled' : 'done',
+      done_at: new Date(),
+      closed_by: 'system',
+      closed_reason: input.ended ? 'the case ended' : 'what it waited for happened',
+      updated_at: new Date(),
+    })
+    .where('case_id', '=', input.caseId)
+    .where('state', '=', 'open')
+    .where('kind', 'not in', [...ACTION_KINDS]);
+  if (keep.length) close = close.where('task_key', 'not in', keep);
+  await close.execute();
+  return opened;
+}
+
+export type QueueView = 'mine' | 'agency';
+
+export interface TaskQuery {
+  agencyId: string;
+  user: { id: string; role: Role };
+  view: QueueView;
+  state: TaskState;
+  caseId?: string;
+  kind?: string;
+  /** Only tasks on these cases (a counselor's own), when given. */
+  counselorId?: string;
+  after?: { overdue: boolean; dueAt: string | null; taskId: string };
+  limit: number;
+  now: Date;
+}
+
+/**
+ * A page of the queue: for "mine", tasks assigned to the user or (unassigned) to their role; for "agency", all of
+ * the agency's. Overdue first, then by due time (none last), then by id, so a cursor is stable.
+ */
+export async function listTasks(db: Kysely<Database>, q: TaskQuery) {
+  const overdue = sql<boolean>`(t.due_at is not null and t.due_at < ${q.now})`;
+  let query = db
+    .selectFrom('tasks as t')
+    .innerJoin('cases as c', 'c.case_id', 't.case_id')
+    .select([
+      't.task_id',
+      't.case_id',
+      't.kind',
+      't.assignee_role',
+      't.assignee_id',
+      't.detail',
+      't.state',
+      't.due_at',
+      't.created_at',
+      't.done_at',
+      't.closed_by',
+      'c.client_id',
+      'c.counselor_id',
+    ])
+    .select(overdue.as('overdue'))
+    .where('t.agency_id', '=', q.agencyId)
+    .where('t.state', '=', q.state);
+  if (q.view === 'mine') {
+    query = query.where((eb) =>
+      eb.or([
+        eb('t.assignee_id', '=', q.user.id),
+        eb.and([eb('t.assignee_id', 'is', null), eb('t.assignee_role', '=', q.user.role)]),
+      ]),
+    );
+  }
+  if (q.counselorId) query = query.where('c.counselor_id', '=', q.counselorId);
+  if (q.caseId) query = query.where('t.case_id', '=', q.caseId);
+  if (q.kind) query = query.where('t.kind', '=', q.kind);
+  if (q.after) {
+    const { overdue: wasOverdue, dueAt, taskId } = q.after;
+    // The key (not overdue, due_at nulls last, task_id), compared as a tuple.
+    const key = sql`(not ${overdue}, coalesce(t.due_at, 'infinity'::timestamptz), t.task_id)`;
+    query = query.where(
+      sql<boolean>`${key} > (${!wasOverdue}, coalesce(${dueAt}::timestamptz, 'infinity'::timestamptz), ${taskId}::uuid)`,
+    );
+  }
+  return query
+    .orderBy(sql`not ${overdue}`)
+    .orderBy(sql`coalesce(t.due_at, 'infinity'::timestamptz)`)
+    .orderBy('t.task_id')
+    .limit(q.limit)
+    .execute();
+}
+
+export async function findTask(db: Kysely<Database>, agencyId: string, taskId: string) {
+  return db
+    .selectFrom('tasks as t')
+    .innerJoin('cases as c', 'c.case_id', 't.case_id')
+    .selectAll('t')
+    .select('c.counselor_id')
+    .where('t.agency_id', '=', agencyId)
+    .where('t.task_id', '=', taskId)
+    .executeTakeFirst();
+}
+
+export async function reassignTask(
+  db: Kysely<Database>,
+  agencyId: string,
+  taskId: string,
+  assignee: { id: string; role: Role },
+): Promise<void> {
+  await db
+    .updateTable('tasks')
+    .set({ assignee_id: assignee.id, assignee_role: assignee.role, updated_at: new Date() })
+    .where('agency_id', '=', agencyId)
+    .where('task_id', '=', taskId)
+    .execute();
+}
+
+/** A person marks a task done (an outreach made); answers whether it was open. */
+export async function completeTask(
+  db: Kysely<Database>,
+  agencyId: string,
+  taskId: string,
+  by: string,
+  note: string | null,
+): Promise<boolean> {
+  const result = await db
+    .updateTable('tasks')
+    .set({ state: 'done', done_at: new Date(), closed_by: by, closed_reason: note, updated_at: new Date() })
+    .where('agency_id', '=', agencyId)
+    .where('task_id', '=', taskId)
+    .where('state', '=', 'open')
+    .executeTakeFirst();
+  return (result.numUpdatedRows ?? 0n) > 0n;
+}
