@@ -22,6 +22,7 @@ import {
   openedState,
 } from '../domain/process';
 import { REDISCLOSURE_NOTICE, isBlocker, releaseFor } from '../domain/rules/consent-before-disclosure';
+import { type ListFacts, listFacts } from '../domain/case-list';
 import { noticeDueDate } from '../domain/rules/deadlines';
 import { letterRoute } from '../domain/rules/safe-contact';
 import { DEFAULT_LOCALE, DEFAULT_TIME_ZONE, localDate } from '../domain/time';
@@ -153,6 +154,15 @@ function pickFacts(facts: ClientFacts): ClientFacts {
   };
 }
 
+/** The read model's list columns (domain/case-list.ts). */
+function listColumns(list: ListFacts) {
+  return {
+    due_at: list.dueAtMs === null ? null : new Date(list.dueAtMs),
+    escalated: list.escalated,
+    blocker_rules: list.blockerRules,
+  };
+}
+
 function consentOf(row: Selectable<ConsentsTable>): Consent {
   return {
     consentId: row.consent_id,
@@ -216,8 +226,10 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
           const written = existing.state;
           return { policy: written.policy, facts: pickFacts(written.facts), openedOn: written.openedOn ?? '' };
         }
-        const openedOn = localDate(Date.now(), policy.timeZone ?? DEFAULT_TIME_ZONE);
+        const now = Date.now();
+        const openedOn = localDate(now, policy.timeZone ?? DEFAULT_TIME_ZONE);
         const state = openedState(input.state, { policy, facts, openedOn });
+        const list = listFacts(state, { nowMs: now, stepSinceMs: now });
         await writeOpenedCase(trx, {
           case_id: input.caseId,
           agency_id: input.agencyId,
@@ -237,6 +249,8 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
           contact: JSON.stringify(facts.contact),
           has_sud_records: facts.hasSubstanceUseRecords,
           state: JSON.stringify(state),
+          ...listColumns(list),
+          step_since: new Date(now),
         })
           .then(() => syncWaits(trx, input.agencyId, state))
           .catch((error: unknown) => {
@@ -327,13 +341,17 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
     async recordTransition(input: TransitionInput): Promise<void> {
       const { workflowId, activityId } = origin();
       await db.transaction().execute(async (trx) => {
-        const before = await trx
+        const row = await trx
           .selectFrom('cases')
-          .select(['status', 'step'])
+          .select(['status', 'step', 'step_since'])
           .where('case_id', '=', input.caseId)
           .executeTakeFirst();
         // The case row may not be committed yet (an action raced the opening): retry until it is.
-        if (!before) throw ApplicationFailure.retryable(`case ${input.caseId} is not written yet`, 'CaseNotWrittenYet');
+        if (!row) throw ApplicationFailure.retryable(`case ${input.caseId} is not written yet`, 'CaseNotWrittenYet');
+        const before = { status: row.status, step: row.step };
+        const now = Date.now();
+        const stepSince = row.step === input.step ? row.step_since : new Date(now);
+        const list = listFacts(input.state, { nowMs: now, stepSinceMs: stepSince.getTime() });
         const written = await trx
           .updateTable('cases')
           .set({
@@ -349,7 +367,9 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
               : {}),
             state: JSON.stringify(input.state),
             state_version: input.seq,
-            updated_at: new Date(),
+            updated_at: new Date(now),
+            ...listColumns(list),
+            step_since: stepSince,
           })
           .where('case_id', '=', input.caseId)
           .where('state_version', '<', input.seq)

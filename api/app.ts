@@ -11,6 +11,7 @@ import { authenticate, rateLimit } from './auth';
 import { idempotent } from './idempotency';
 import { type Metrics, createMetrics, metricsRoute } from './metrics';
 import { caseRoutes } from './cases';
+import { listRoutes } from './lists';
 import { referenceRoutes } from './reference';
 import { taskRoutes } from './tasks';
 import { transferRoutes } from './transfers';
@@ -107,6 +108,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(rateLimit(deps.rateLimitPerMinute ?? 600));
   app.post(['/v1/cases', '/v1/transfers'], idempotent(db));
   app.use(caseRoutes({ db, temporal, taskQueue }));
+  app.use(listRoutes({ db }));
   app.use(userRoutes({ db }));
   app.use(auditRoutes({ db, anchorFile: deps.anchorFile ?? '.data/audit-anchors.ndjson' }));
   app.use(agencyRoutes({ db }));

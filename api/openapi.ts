@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { auditQuery } from './audit';
 import { completeBody, reassignBody, taskQuery } from './tasks';
 import { ACTION_ROUTES } from './cases';
+import { caseListQuery, casePage, transferListQuery, transferPage } from './lists';
 import { REFERENCE_SPECS } from './reference';
 import {
   caseView,
@@ -51,6 +52,16 @@ const operations: Operation[] = [
     body: createCaseBody,
     response: { status: 202, schema: caseView },
     problems: [400, 401, 409, 503],
+  },
+  {
+    method: 'get',
+    path: '/v1/cases',
+    summary:
+      "List the agency's cases (a counselor's own), due soonest first, by cursor (limit ≤ 200); audited once per request",
+    actor: true,
+    query: caseListQuery,
+    response: { status: 200, schema: casePage },
+    problems: [400, 401, 403],
   },
   {
     method: 'get',
@@ -130,6 +141,15 @@ const operations: Operation[] = [
     idempotent: true,
     body: createTransferBody,
     problems: [400, 401, 403, 409, 422, 503],
+  },
+  {
+    method: 'get',
+    path: '/v1/transfers',
+    summary: 'List open and recently ended transfers, last day soonest first, with case counts by status, by cursor',
+    actor: true,
+    query: transferListQuery,
+    response: { status: 200, schema: transferPage },
+    problems: [400, 401, 403],
   },
   {
     method: 'get',

@@ -35,6 +35,11 @@ export interface CasesTable {
   state: ColumnType<CaseProcessState | null, string | null | undefined, string | null>;
   /** The workflow's event number of the snapshot in `state`; an older snapshot never overwrites a newer one. */
   state_version: ColumnType<number, number | undefined, number>;
+  /** What lists filter and sort by, from `listFacts` (domain/case-list.ts) at each change. */
+  due_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  escalated: ColumnType<boolean, boolean | undefined, boolean>;
+  blocker_rules: ColumnType<string[], string[] | undefined, string[]>;
+  step_since: ColumnType<Date, Date | undefined, Date>;
 }
 
 export interface AgencyPoliciesTable {

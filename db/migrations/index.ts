@@ -5,6 +5,7 @@ import * as caseloadTransfer from './2026-11-22T020000_caseload_transfer';
 import * as usersAndTokens from './2026-11-22T030000_users_and_tokens';
 import * as auditAgency from './2026-11-22T040000_audit_agency';
 import * as tenancy from './2026-11-22T050000_tenancy';
+import * as caseLists from './2026-11-22T060000_case_lists';
 import * as workQueue from './2026-11-22T070000_work_queue';
 
 /** Every migration, by name; names sort in the order they run. */
@@ -15,5 +16,6 @@ export const migrations: Record<string, Migration> = {
   '2026-11-22T030000_users_and_tokens': usersAndTokens,
   '2026-11-22T040000_audit_agency': auditAgency,
   '2026-11-22T050000_tenancy': tenancy,
+  '2026-11-22T060000_case_lists': caseLists,
   '2026-11-22T070000_work_queue': workQueue,
 };
