@@ -140,7 +140,7 @@ export function transferRoutes({
       (await deniedRead(db, req, user, { kind: 'transfer', id: transferId }, `no transfer ${transferId}`));
     // The agency's today: a notice due tomorrow in Chicago is not yet due at 7 p.m. there.
     const today = localDate(Date.now(), await agencyTimeZone(db, user.agencyId));
-    const { bySteps, informed, atRisk, escalated, stuck, unmatched } = await transferProgress(db, transferId, {
+    const { bySteps, informed, atRisk, escalated, stuck, unmatched } = await transferProgress(db, user.agencyId, transferId, {
       today,
       listCap: LIST_CAP,
       stuckAfterDays: STUCK_AFTER_DAYS,

@@ -77,13 +77,14 @@ export async function findProposal(db: Kysely<Database>, agencyId: string, trans
 /** Where every case of a transfer stands, from the read model: counts and capped lists of ids. */
 export async function transferProgress(
   db: Kysely<Database>,
+  agencyId: string,
   transferId: string,
   options: { today: string; listCap: number; stuckAfterDays: number },
 ) {
   const ids = (where: ReturnType<typeof sql>) =>
     sql<{
       case_id: string;
-    }>`select case_id from cases where transfer_id = ${transferId} and ${where} order by case_id limit ${options.listCap}`
+    }>`select case_id from cases where agency_id = ${agencyId} and transfer_id = ${transferId} and ${where} order by case_id limit ${options.listCap}`
       .execute(db)
       .then((r) => r.rows.map((x) => x.case_id));
   const [bySteps, informed, atRisk, escalated, stuck, unmatched] = await Promise.all([
@@ -91,13 +92,13 @@ export async function transferProgress(
       status: string;
       step: string;
       n: string;
-    }>`select status, step, count(*) as n from cases where transfer_id = ${transferId} group by status, step`.execute(
+    }>`select status, step, count(*) as n from cases where agency_id = ${agencyId} and transfer_id = ${transferId} group by status, step`.execute(
       db,
     ),
     sql<{
       informed: string | null;
       n: string;
-    }>`select state->'conversation'->>'informedInTime' as informed, count(*) as n from cases where transfer_id = ${transferId} group by 1`.execute(
+    }>`select state->'conversation'->>'informedInTime' as informed, count(*) as n from cases where agency_id = ${agencyId} and transfer_id = ${transferId} group by 1`.execute(
       db,
     ),
     ids(
@@ -107,7 +108,7 @@ export async function transferProgress(
     ids(sql`status = 'open' and updated_at < now() - make_interval(days => ${options.stuckAfterDays})`),
     sql<{
       case_id: string;
-    }>`select case_id from proposals where transfer_id = ${transferId} and clinician_id is null order by case_id limit ${options.listCap}`
+    }>`select p.case_id from proposals p where p.transfer_id = ${transferId} and exists (select 1 from transfers t where t.transfer_id = p.transfer_id and t.agency_id = ${agencyId}) and p.clinician_id is null order by p.case_id limit ${options.listCap}`
       .execute(db)
       .then((r) => r.rows.map((x) => x.case_id)),
   ]);
