@@ -23,6 +23,7 @@ import { REDISCLOSURE_NOTICE, isBlocker, releaseFor } from '../domain/rules/cons
 import { noticeDueDate } from '../domain/rules/deadlines';
 import { letterRoute } from '../domain/rules/safe-contact';
 import { DEFAULT_LOCALE, DEFAULT_TIME_ZONE, localDate } from '../domain/time';
+import { type DeliveryOptions, NO_DELIVERY, createDeliveryActivities } from './delivery';
 import { nonRetryableDataErrors } from './failures';
 import { renderLetterHtml, renderLetterPdf } from './letter';
 import { createTransferActivities } from './transfer';
@@ -32,6 +33,8 @@ export interface ActivityDeps {
   /** For the transfer activities, which start and cancel case workflows. */
   temporal?: Client;
   taskQueue?: string;
+  /** The outbox sender's SMTP client and addresses; without it, emails fail and become tasks. */
+  delivery?: DeliveryOptions;
 }
 
 export interface OpenCaseInput {
@@ -118,7 +121,8 @@ export interface TaskInput {
 
 export interface LetterResult {
   letterId: string;
-  delivery: 'sent' | 'held_for_in_person';
+  /** `queued`: in the outbox, `letter.sent` is audited when it leaves. (`sent` in cases from before the outbox.) */
+  delivery: 'queued' | 'sent' | 'held_for_in_person';
   channel: ContactChannel | null;
   /** The safe-contact rule and the fact behind it, when the letter is held. */
   heldBecause: string | null;
@@ -169,11 +173,12 @@ function consentOf(row: Selectable<ConsentsTable>): Consent {
  * Activities get their dependencies here, so the worker wires real ones and tests pass a real database.
  * Data PostgreSQL refuses fails at once (non-retryable, without the data in the message), never retries forever.
  */
-export function createActivities({ db, temporal, taskQueue = 'handoff' }: ActivityDeps) {
+export function createActivities({ db, temporal, taskQueue = 'handoff', delivery = NO_DELIVERY }: ActivityDeps) {
   const policyOf = (agencyId: string): Promise<Policy> => agencyPolicy(db, agencyId);
 
   return nonRetryableDataErrors({
     ...createTransferActivities({ db, temporal, taskQueue }),
+    ...createDeliveryActivities(db, delivery, origin),
 
     /** The agency's policy, or the defaults; copied into the case so a running case never changes under it. */
     async loadPolicy({ agencyId }: { agencyId: string }): Promise<Policy> {
@@ -479,6 +484,7 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
           .values({
             message_key: key,
             case_id: input.caseId,
+            agency_id: input.agencyId,
             kind: 'referral',
             channel: input.external ? 'provider_direct' : 'internal',
             recipient: input.providerId,
@@ -489,6 +495,23 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
             created_at: now,
           })
           .execute();
+        // Queued, not sent: the outbox sender audits `referral_notice.sent` when it has left.
+        await appendAuditEvent(trx, {
+          eventKey: `${key}:queued`,
+          agencyId: input.agencyId,
+          actor: { id: 'system', role: 'system' },
+          action: 'referral_notice.queued',
+          caseId: input.caseId,
+          clientId: input.clientId,
+          outcome: 'done',
+          workflowId,
+          activityId,
+          after: {
+            referralId: input.referralId,
+            recipient: input.providerId,
+            channel: input.external ? 'provider_direct' : 'internal',
+          },
+        });
       });
     },
 
@@ -527,7 +550,7 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
         if (existing) {
           return {
             letterId: existing.letter_id,
-            delivery: existing.delivery,
+            delivery: existing.delivery === 'held_for_in_person' ? 'held_for_in_person' : 'queued',
             channel: existing.channel,
             heldBecause: existing.delivery === 'held_for_in_person' ? route.heldBecause : null,
           };
@@ -556,11 +579,12 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
           reason: row.reason,
           referral: referral ? { name: referral.provider_name, contact: referral.provider_contact } : null,
           domesticViolenceResources: riskFlags.includes('domestic_violence'),
+          ...(route.channel === 'mail' ? { mailingAddress: facts?.contact.postalAddress ?? null } : {}),
         };
         const html = renderLetterHtml(content);
         const pdf = await renderLetterPdf(content);
         const { channel, heldBecause } = route;
-        const delivery = channel ? 'sent' : 'held_for_in_person';
+        const delivery = channel ? 'queued' : 'held_for_in_person';
         const letterId = randomUUID();
         await trx
           .insertInto('letters')
@@ -581,10 +605,12 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
             .values({
               message_key: `${caseId}:letter`,
               case_id: caseId,
+              agency_id: row.agency_id,
               kind: 'closure_letter',
               channel,
               recipient: row.client_id,
-              payload: JSON.stringify({ letterId }),
+              // A letter by mail joins a print batch that is rendered from its content.
+              payload: JSON.stringify(channel === 'mail' ? { letterId, content } : { letterId }),
             })
             .execute();
         }

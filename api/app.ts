@@ -11,6 +11,7 @@ import { authenticate, rateLimit } from './auth';
 import { idempotent } from './idempotency';
 import { type Metrics, createMetrics, metricsRoute } from './metrics';
 import { caseRoutes } from './cases';
+import { mailRoutes } from './mail';
 import { referenceRoutes } from './reference';
 import { transferRoutes } from './transfers';
 import { userRoutes } from './users';
@@ -109,6 +110,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(userRoutes({ db }));
   app.use(auditRoutes({ db, anchorFile: deps.anchorFile ?? '.data/audit-anchors.ndjson' }));
   app.use(agencyRoutes({ db }));
+  app.use(mailRoutes({ db }));
   app.use(referenceRoutes({ db, temporal }));
   app.use(transferRoutes({ db, temporal, taskQueue }));
 

@@ -36,6 +36,8 @@ export const PERMISSIONS = {
   readTransfer: ['staff', 'clinical_director', 'compliance'],
   cancelTransfer: STAFF_DIRECTOR,
   overrideProposal: DIRECTOR,
+  // the front desk's print-and-mail batch of closure letters
+  handleMail: STAFF_DIRECTOR,
   // reference data and administration
   manageClients: ['staff', 'clinical_director', 'admin'],
   listClients: ['staff', 'counselor', 'clinical_director', 'admin'],
@@ -73,6 +75,7 @@ export const PERMISSION_LABELS: Record<Permission, string> = {
   readTransfer: "read a transfer's progress",
   cancelTransfer: 'cancel a transfer',
   overrideProposal: "override a transfer's proposal",
+  handleMail: "print and mail the day's letters",
   manageClients: 'write clients',
   listClients: 'list clients (a counselor: their own)',
   manageClinicians: 'write clinicians',

@@ -82,7 +82,7 @@ async function start(
       counselorId: COUNSELOR.id,
       active: true,
       riskFlags: [],
-      contact: { channels: [{ channel: 'portal', safe: true }], noContactAtHome: false },
+      contact: { channels: [{ channel: 'email', safe: true }], noContactAtHome: false, email: 'sam@client.example' },
       hasSubstanceUseRecords: false,
       needs: [],
     }),
@@ -173,7 +173,7 @@ test('when a client declines further services, then follow-up outreach comes at 
     .select(['delivery', 'channel'])
     .where('case_id', '=', caseId)
     .executeTakeFirstOrThrow();
-  expect(letter).toEqual({ delivery: 'sent', channel: 'portal' });
+  expect(letter).toEqual({ delivery: 'queued', channel: 'email' });
   await saveHistory(handle, 'termination-follow-up');
 });
 

@@ -5,6 +5,7 @@ import * as caseloadTransfer from './2026-11-22T020000_caseload_transfer';
 import * as usersAndTokens from './2026-11-22T030000_users_and_tokens';
 import * as auditAgency from './2026-11-22T040000_audit_agency';
 import * as tenancy from './2026-11-22T050000_tenancy';
+import * as delivery from './2026-11-22T080000_delivery';
 
 /** Every migration, by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const migrations: Record<string, Migration> = {
   '2026-11-22T030000_users_and_tokens': usersAndTokens,
   '2026-11-22T040000_audit_agency': auditAgency,
   '2026-11-22T050000_tenancy': tenancy,
+  '2026-11-22T080000_delivery': delivery,
 };
