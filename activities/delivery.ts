@@ -98,7 +98,7 @@ function shortError(error: unknown): string {
 export function createSender(db: Kysely<Database>, options: DeliveryOptions) {
   const maxAttempts = options.maxAttempts ?? 6;
   const leaseMs = options.leaseMs ?? 5 * 60_000;
-  const batchSize = options.batchSize ?? 20;
+  const batchSize = options.batchSize ?? 10;
   const backoffMs = options.backoffMs ?? 30_000;
   const digestHour = options.digestHour === undefined ? 7 : options.digestHour;
   const publicUrl = options.publicUrl.replace(/\/$/, '');
@@ -446,6 +446,9 @@ export function createSender(db: Kysely<Database>, options: DeliveryOptions) {
     });
     const result: BatchResult = { claimed: rows.length, sent: 0, failed: 0, dead: 0, more: rows.length === batchSize };
     for (const row of rows) {
+      // A slow batch must not send a message whose lease ran out: another sender may have taken it over.
+      // Left as it is, it is claimed again (this attempt counted) once the lease has passed.
+      if (now().getTime() >= row.next_attempt_at.getTime()) continue;
       let outcome: Outcome | { kind: 'failed'; error: unknown };
       try {
         outcome = await deliver(row, now());

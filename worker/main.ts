@@ -82,7 +82,15 @@ export async function startWorker(
   await ensureSearchAttributes(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, logger);
   // The transfer activities start and cancel case workflows through this client.
   const temporal = openTemporalClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
-  const mailer = config.SMTP_URL ? createTransport(config.SMTP_URL) : null;
+  // Short socket timeouts: a hung server fails an attempt (and backs off) well inside the activity's timeout.
+  const mailer = config.SMTP_URL
+    ? createTransport({
+        url: config.SMTP_URL,
+        connectionTimeout: 20_000,
+        greetingTimeout: 20_000,
+        socketTimeout: 60_000,
+      })
+    : null;
   if (!mailer) logger.warn('SMTP_URL is unset: emails will fail, and each becomes a task for staff');
   const worker = await Worker.create({
     connection,
