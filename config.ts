@@ -26,6 +26,15 @@ const schema = z.object({
   EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(5433),
   TEMPORAL_DEV_PORT: z.coerce.number().int().min(1).max(65535).default(7233),
   TEMPORAL_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8233),
+  /** Where email goes (`smtp://host:port`, `smtps://user:pass@host`); unset: `npm start` runs a local catcher. */
+  SMTP_URL: optionalString,
+  MAIL_FROM: z.string().min(3).default('handoff@localhost'),
+  /** The API's address as staff reach it, for links in emails; unset: http://HOST:PORT. */
+  PUBLIC_URL: optionalString,
+  OUTBOX_POLL_SECONDS: z.coerce.number().min(1).max(3600).default(5),
+  /** The agency's hour (0-23) from which each user's daily digest of their queue goes out. */
+  DIGEST_HOUR: z.coerce.number().int().min(0).max(23).default(7),
+  MAIL_CATCHER_PORT: z.coerce.number().int().min(0).max(65535).default(1025),
 });
 
 export type Config = Readonly<z.infer<typeof schema>>;
@@ -42,6 +51,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 export function auditAnchorFile(config: Config): string {
   return config.AUDIT_ANCHOR_FILE ?? `${config.DATA_DIR}/audit-anchors.ndjson`;
+}
+
+export function publicUrl(config: Config): string {
+  return config.PUBLIC_URL ?? `http://${config.HOST}:${config.PORT}`;
 }
 
 /** For the processes that cannot start embedded services: the worker and API run alone. */

@@ -1,10 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import { type Kysely, type Selectable, sql } from 'kysely';
+import { type Kysely, type Selectable, type Transaction, sql } from 'kysely';
 import { appendAuditEvent } from '../db/audit';
 import { findCase, insertCase, writeOpenedCase } from '../db/cases';
-import { coveringDirector, syncCaseTasks } from '../db/tasks';
+import { coveringDirector, notifyAssignee, syncCaseTasks } from '../db/tasks';
 import { openWaits } from '../domain/work-queue';
 import { clientFacts } from '../db/clients';
 import { agencyPolicy } from '../db/policies';
@@ -26,6 +26,7 @@ import { type ListFacts, listFacts } from '../domain/case-list';
 import { noticeDueDate } from '../domain/rules/deadlines';
 import { letterRoute } from '../domain/rules/safe-contact';
 import { DEFAULT_LOCALE, DEFAULT_TIME_ZONE, localDate } from '../domain/time';
+import { type DeliveryOptions, NO_DELIVERY, createDeliveryActivities } from './delivery';
 import { nonRetryableDataErrors } from './failures';
 import { renderLetterHtml, renderLetterPdf } from './letter';
 import { createTransferActivities } from './transfer';
@@ -35,6 +36,8 @@ export interface ActivityDeps {
   /** For the transfer activities, which start and cancel case workflows. */
   temporal?: Client;
   taskQueue?: string;
+  /** The outbox sender's SMTP client and addresses; without it, emails fail and become tasks. */
+  delivery?: DeliveryOptions;
 }
 
 export interface OpenCaseInput {
@@ -121,7 +124,8 @@ export interface TaskInput {
 
 export interface LetterResult {
   letterId: string;
-  delivery: 'sent' | 'held_for_in_person';
+  /** `queued`: in the outbox, `letter.sent` is audited when it leaves. (`sent` in cases from before the outbox.) */
+  delivery: 'queued' | 'sent' | 'held_for_in_person';
   channel: ContactChannel | null;
   /** The safe-contact rule and the fact behind it, when the letter is held. */
   heldBecause: string | null;
@@ -181,11 +185,11 @@ function consentOf(row: Selectable<ConsentsTable>): Consent {
  * Activities get their dependencies here, so the worker wires real ones and tests pass a real database.
  * Data PostgreSQL refuses fails at once (non-retryable, without the data in the message), never retries forever.
  */
-export function createActivities({ db, temporal, taskQueue = 'handoff' }: ActivityDeps) {
+export function createActivities({ db, temporal, taskQueue = 'handoff', delivery = NO_DELIVERY }: ActivityDeps) {
   const policyOf = (agencyId: string): Promise<Policy> => agencyPolicy(db, agencyId);
 
   /** Opens the tasks for what the case now waits on, and closes those it no longer waits on. */
-  const syncWaits = async (trx: Kysely<Database>, agencyId: string, state: CaseProcessState): Promise<void> => {
+  const syncWaits = async (trx: Transaction<Database>, agencyId: string, state: CaseProcessState): Promise<void> => {
     await syncCaseTasks(trx, {
       agencyId,
       caseId: state.facts.caseId,
@@ -198,6 +202,7 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
 
   return nonRetryableDataErrors({
     ...createTransferActivities({ db, temporal, taskQueue }),
+    ...createDeliveryActivities(db, delivery, origin),
 
     /** The agency's policy, or the defaults; copied into the case so a running case never changes under it. */
     async loadPolicy({ agencyId }: { agencyId: string }): Promise<Policy> {
@@ -518,6 +523,7 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
           .values({
             message_key: key,
             case_id: input.caseId,
+            agency_id: input.agencyId,
             kind: 'referral',
             channel: input.external ? 'provider_direct' : 'internal',
             recipient: input.providerId,
@@ -528,6 +534,23 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
             created_at: now,
           })
           .execute();
+        // Queued, not sent: the outbox sender audits `referral_notice.sent` when it has left.
+        await appendAuditEvent(trx, {
+          eventKey: `${key}:queued`,
+          agencyId: input.agencyId,
+          actor: { id: 'system', role: 'system' },
+          action: 'referral_notice.queued',
+          caseId: input.caseId,
+          clientId: input.clientId,
+          outcome: 'done',
+          workflowId,
+          activityId,
+          after: {
+            referralId: input.referralId,
+            recipient: input.providerId,
+            channel: input.external ? 'provider_direct' : 'internal',
+          },
+        });
       });
     },
 
@@ -566,7 +589,7 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
         if (existing) {
           return {
             letterId: existing.letter_id,
-            delivery: existing.delivery,
+            delivery: existing.delivery === 'held_for_in_person' ? 'held_for_in_person' : 'queued',
             channel: existing.channel,
             heldBecause: existing.delivery === 'held_for_in_person' ? route.heldBecause : null,
           };
@@ -595,11 +618,12 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
           reason: row.reason,
           referral: referral ? { name: referral.provider_name, contact: referral.provider_contact } : null,
           domesticViolenceResources: riskFlags.includes('domestic_violence'),
+          ...(route.channel === 'mail' ? { mailingAddress: facts?.contact.postalAddress ?? null } : {}),
         };
         const html = renderLetterHtml(content);
         const pdf = await renderLetterPdf(content);
         const { channel, heldBecause } = route;
-        const delivery = channel ? 'sent' : 'held_for_in_person';
+        const delivery = channel ? 'queued' : 'held_for_in_person';
         const letterId = randomUUID();
         await trx
           .insertInto('letters')
@@ -620,10 +644,12 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
             .values({
               message_key: `${caseId}:letter`,
               case_id: caseId,
+              agency_id: row.agency_id,
               kind: 'closure_letter',
               channel,
               recipient: row.client_id,
-              payload: JSON.stringify({ letterId }),
+              // A letter by mail joins a print batch that is rendered from its content.
+              payload: JSON.stringify(channel === 'mail' ? { letterId, content } : { letterId }),
             })
             .execute();
         }
@@ -658,21 +684,35 @@ export function createActivities({ db, temporal, taskQueue = 'handoff' }: Activi
         level !== null
           ? await coveringDirector(db, row.agency_id, await policyOf(row.agency_id), level, row.counselor_id)
           : input.assigneeId;
-      await db
-        .insertInto('tasks')
-        .values({
-          task_key: input.taskKey,
-          agency_id: row.agency_id,
-          case_id: input.caseId,
-          kind: input.kind,
-          assignee_role: input.assigneeRole,
-          assignee_id: assigneeId,
-          detail: input.detail,
-          due_at: new Date(),
-          level,
-        })
-        .onConflict((oc) => oc.column('task_key').doNothing())
-        .execute();
+      await db.transaction().execute(async (trx) => {
+        const created = await trx
+          .insertInto('tasks')
+          .values({
+            task_key: input.taskKey,
+            agency_id: row.agency_id,
+            case_id: input.caseId,
+            kind: input.kind,
+            assignee_role: input.assigneeRole,
+            assignee_id: assigneeId,
+            detail: input.detail,
+            due_at: new Date(),
+            level,
+          })
+          .onConflict((oc) => oc.column('task_key').doNothing())
+          .returning(['task_id', 'due_at'])
+          .executeTakeFirst();
+        // The person it is for hears of it once, in the same transaction (an escalation: the covering director).
+        if (created && assigneeId) {
+          await notifyAssignee(trx, {
+            taskId: created.task_id,
+            agencyId: row.agency_id,
+            caseId: input.caseId,
+            assigneeId,
+            dueAt: created.due_at,
+            escalated: level !== null,
+          });
+        }
+      });
     },
   });
 }

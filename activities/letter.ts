@@ -13,6 +13,8 @@ export interface LetterContent {
   reason: CaseReason;
   referral: { name: string; contact: string } | null;
   domesticViolenceResources: boolean;
+  /** For a letter by mail: the client's name and postal address, where an envelope's window shows them. */
+  mailingAddress?: string | null;
 }
 
 /** The reason in plain words, addressed to the client; never clinical detail. */
@@ -87,13 +89,16 @@ ${body}
 
 /** The same letter as PDF; the creation date is the issue date, so a re-render is byte-identical. */
 export async function renderLetterPdf(content: LetterContent): Promise<Buffer> {
+  return renderLettersPdf([content], `${content.agencyName}: closing letter`, content.issuedOn);
+}
+
+/** Several letters in one PDF, each from a new page: the front desk prints a day's mail in one go. */
+export async function renderLettersPdf(contents: LetterContent[], title: string, createdOn: string): Promise<Buffer> {
   const doc = new PDFDocument({
     size: 'LETTER',
     margin: 72,
-    info: {
-      Title: `${content.agencyName}: closing letter`,
-      CreationDate: new Date(`${content.issuedOn}T00:00:00.000Z`),
-    },
+    autoFirstPage: false,
+    info: { Title: title, CreationDate: new Date(`${createdOn}T00:00:00.000Z`) },
   });
   const chunks: Buffer[] = [];
   doc.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -101,13 +106,20 @@ export async function renderLetterPdf(content: LetterContent): Promise<Buffer> {
     doc.on('end', () => resolve(Buffer.concat(chunks)));
     doc.on('error', reject);
   });
-  doc.fontSize(10).text(`${content.agencyName} · ${readableDate(content.issuedOn, content.locale ?? DEFAULT_LOCALE)}`);
-  for (const section of sections(content)) {
-    doc.moveDown().fontSize(14).text(section.heading);
-    doc.fontSize(11);
-    for (const line of section.lines) doc.moveDown(0.3).text(line);
+  for (const content of contents) {
+    doc.addPage();
+    if (content.mailingAddress) doc.fontSize(11).text(`${content.clientName}\n${content.mailingAddress}`).moveDown(2);
+    doc
+      .fontSize(10)
+      .text(`${content.agencyName} · ${readableDate(content.issuedOn, content.locale ?? DEFAULT_LOCALE)}`);
+    for (const section of sections(content)) {
+      doc.moveDown().fontSize(14).text(section.heading);
+      doc.fontSize(11);
+      for (const line of section.lines) doc.moveDown(0.3).text(line);
+    }
+    doc.moveDown().text(`With care,\n${content.agencyName}`);
   }
-  doc.moveDown().text(`With care,\n${content.agencyName}`);
+  if (contents.length === 0) doc.addPage().fontSize(11).text('No letters to mail.');
   doc.end();
   return done;
 }

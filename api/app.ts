@@ -12,6 +12,7 @@ import { idempotent } from './idempotency';
 import { type Metrics, createMetrics, metricsRoute } from './metrics';
 import { caseRoutes } from './cases';
 import { listRoutes } from './lists';
+import { mailRoutes } from './mail';
 import { referenceRoutes } from './reference';
 import { taskRoutes } from './tasks';
 import { transferRoutes } from './transfers';
@@ -112,6 +113,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(userRoutes({ db }));
   app.use(auditRoutes({ db, anchorFile: deps.anchorFile ?? '.data/audit-anchors.ndjson' }));
   app.use(agencyRoutes({ db }));
+  app.use(mailRoutes({ db }));
   app.use(referenceRoutes({ db, temporal }));
   app.use(transferRoutes({ db, temporal, taskQueue }));
   app.use(taskRoutes({ db }));

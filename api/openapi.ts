@@ -243,6 +243,27 @@ const operations: Operation[] = [
     body: completeBody,
     problems: [400, 401, 403, 404, 409],
   },
+  {
+    method: 'get',
+    path: '/v1/mail-batches/{batchDate}',
+    summary: "The day's closure letters to print and mail (staff, directors)",
+    actor: true,
+    problems: [400, 401, 403],
+  },
+  {
+    method: 'get',
+    path: '/v1/mail-batches/{batchDate}/letters.pdf',
+    summary: "The day's letters to mail as one PDF (audited)",
+    actor: true,
+    problems: [400, 401, 403],
+  },
+  {
+    method: 'post',
+    path: '/v1/mail-batches/{batchDate}/mailed',
+    summary: "Record that the day's batch was mailed: each letter in it is then sent",
+    actor: true,
+    problems: [400, 401, 403],
+  },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', problems: [] },
 ];
 

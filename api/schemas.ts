@@ -30,6 +30,8 @@ export const agencyParams = z.strictObject({ agencyId: id });
 const contactPreferences = z.strictObject({
   channels: z.array(z.strictObject({ channel: z.enum(CONTACT_CHANNELS), safe: z.boolean() })).max(10),
   noContactAtHome: z.boolean(),
+  email: z.email().max(254).nullish().describe('Where a closure letter by email goes'),
+  postalAddress: text(500).nullish().describe('Where a closure letter by mail goes'),
 });
 
 const RELOCATION_REASONS = new Set(['counselor_relocation', 'counselor_departure']);

@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { appendAuditEvent } from '../db/audit';
 import type { Database } from '../db/schema';
-import { completeTask, findTask, listTasks, reassignTask } from '../db/tasks';
+import { completeTask, findTask, listTasks, notifyAssignee, reassignTask } from '../db/tasks';
 import { findUser } from '../db/users';
 import { PERMISSIONS, may } from '../domain/roles';
 import { ACTION_KINDS } from '../domain/work-queue';
@@ -146,6 +146,14 @@ export function taskRoutes({ db }: { db: Kysely<Database> }): Router {
     }
     await db.transaction().execute(async (trx) => {
       await reassignTask(trx, user.agencyId, taskId, { id: assignee.user_id, role: assignee.role });
+      await notifyAssignee(trx, {
+        taskId,
+        agencyId: user.agencyId,
+        caseId: task.case_id,
+        assigneeId: assignee.user_id,
+        dueAt: task.due_at,
+        escalated: task.kind.startsWith('escalation.'),
+      });
       await appendAuditEvent(trx, {
         eventKey: `task:${taskId}:assigned:${randomUUID()}`,
         agencyId: user.agencyId,

@@ -140,11 +140,16 @@ export function transferRoutes({
       (await deniedRead(db, req, user, { kind: 'transfer', id: transferId }, `no transfer ${transferId}`));
     // The agency's today: a notice due tomorrow in Chicago is not yet due at 7 p.m. there.
     const today = localDate(Date.now(), await agencyTimeZone(db, user.agencyId));
-    const { bySteps, informed, atRisk, escalated, stuck, unmatched } = await transferProgress(db, user.agencyId, transferId, {
-      today,
-      listCap: LIST_CAP,
-      stuckAfterDays: STUCK_AFTER_DAYS,
-    });
+    const { bySteps, informed, atRisk, escalated, stuck, unmatched } = await transferProgress(
+      db,
+      user.agencyId,
+      transferId,
+      {
+        today,
+        listCap: LIST_CAP,
+        stuckAfterDays: STUCK_AFTER_DAYS,
+      },
+    );
     const steps: Record<string, number> = {};
     const statuses: Record<string, number> = {};
     for (const row of bySteps.rows) {

@@ -12,7 +12,13 @@ import { actorOf, parse } from './http';
 import { problem } from './problem';
 import { id, text } from './schemas';
 
-export const userBody = z.strictObject({ role: z.enum(ROLES), name: text(200) }).meta({ id: 'User' });
+export const userBody = z
+  .strictObject({
+    role: z.enum(ROLES),
+    name: text(200),
+    email: z.email().max(254).nullish().describe('Where task and digest emails go; none: no email'),
+  })
+  .meta({ id: 'User' });
 export const tokenBody = z
   .strictObject({
     label: text(100).default('api'),
@@ -32,7 +38,13 @@ export function userRoutes({ db }: { db: Kysely<Database> }): Router {
     const body = parse(userBody, req.body, 'body');
     const existing = await findUser(db, admin.agencyId, userId);
     await db.transaction().execute(async (trx) => {
-      await upsertUser(trx, { id: userId, role: body.role, agencyId: admin.agencyId, name: body.name });
+      await upsertUser(trx, {
+        id: userId,
+        role: body.role,
+        agencyId: admin.agencyId,
+        name: body.name,
+        email: body.email,
+      });
       await appendAuditEvent(trx, {
         eventKey: `user:${userId}:${randomUUID()}`,
         agencyId: admin.agencyId,

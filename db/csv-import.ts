@@ -62,6 +62,8 @@ const FORMATS: Record<
           return { channel, safe: safe === 'safe' };
         }),
         noContactAtHome: flag(r.no_contact_at_home),
+        ...(r.email ? { email: r.email } : {}),
+        ...(r.postal_address ? { postalAddress: r.postal_address } : {}),
       },
       hasSubstanceUseRecords: flag(r.has_sud_records),
       needs: list(r.needs),

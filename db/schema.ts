@@ -99,11 +99,13 @@ export interface LettersTable {
   pdf_sha256: string;
   html_sha256: string;
   channel: ContactChannel | null;
-  delivery: 'sent' | 'held_for_in_person';
+  delivery: LetterDelivery;
   created_at: Generated<Date>;
 }
 
 export type TaskState = 'open' | 'done' | 'cancelled';
+/** `sent` only once it left (an SMTP server accepted it, or the front desk mailed its batch). */
+export type LetterDelivery = 'queued' | 'batched_for_mail' | 'sent' | 'failed' | 'withheld' | 'held_for_in_person';
 
 export interface TasksTable {
   task_key: string;
@@ -124,15 +126,36 @@ export interface TasksTable {
   updated_at: Generated<Date>;
 }
 
+export type OutboxStatus = 'pending' | 'sending' | 'delivered' | 'batched' | 'dead' | 'withheld';
+
 export interface OutboxTable {
   message_key: string;
-  case_id: string;
+  case_id: string | null;
   kind: string;
   channel: string;
   recipient: string;
   payload: Json;
   created_at: Generated<Date>;
   delivered_at: Date | null;
+  agency_id: string | null;
+  status: ColumnType<OutboxStatus, OutboxStatus | undefined, OutboxStatus>;
+  attempts: ColumnType<number, number | undefined, number>;
+  next_attempt_at: ColumnType<Date, Date | undefined, Date>;
+  /** Who holds the lease while `sending`: a sender that lost it (it was presumed dead) marks nothing. */
+  claim_id: string | null;
+  last_error: string | null;
+}
+
+export interface MailBatchItemsTable {
+  message_key: string;
+  agency_id: string;
+  batch_date: string;
+  case_id: string;
+  letter_id: string;
+  content: Json;
+  added_at: Generated<Date>;
+  mailed_at: Date | null;
+  mailed_by: string | null;
 }
 
 export type AuditOutcome = 'done' | 'refused' | 'failed';
@@ -169,6 +192,7 @@ export interface Database {
   letters: LettersTable;
   tasks: TasksTable;
   outbox: OutboxTable;
+  mail_batch_items: MailBatchItemsTable;
   clients: ClientsTable;
   clinicians: CliniciansTable;
   providers: ProvidersTable;
@@ -186,6 +210,8 @@ export interface UsersTable {
   name: string;
   active: ColumnType<boolean, boolean | undefined, boolean>;
   created_at: Generated<Date>;
+  /** Where task and digest emails go; none: the user gets no email. */
+  email: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface ApiTokensTable {

@@ -1,8 +1,44 @@
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type Transaction, sql } from 'kysely';
 import type { Role } from '../domain/case';
 import type { Policy } from '../domain/process';
 import { ACTION_KINDS, type TaskSpec } from '../domain/work-queue';
+import { enqueueStaffEmail } from './outbox';
 import type { Database, TaskState } from './schema';
+
+/**
+ * Tells a person that a task now waits for them: an email with the due date and a link to the case, and nothing
+ * about the client (not even the kind of task: a caring contact alone would say the client was at risk).
+ */
+export async function notifyAssignee(
+  trx: Transaction<Database>,
+  task: {
+    taskId: string;
+    agencyId: string;
+    caseId: string;
+    assigneeId: string;
+    dueAt: Date | null;
+    escalated: boolean;
+  },
+): Promise<void> {
+  // Someone with no address on record reads their queue instead: an email that cannot leave helps nobody.
+  const user = await trx
+    .selectFrom('users')
+    .select('email')
+    .where('agency_id', '=', task.agencyId)
+    .where('user_id', '=', task.assigneeId)
+    .executeTakeFirst();
+  if (!user?.email) return;
+  const due = task.dueAt ? ` by ${task.dueAt.toISOString().slice(0, 16).replace('T', ' ')} UTC` : '';
+  await enqueueStaffEmail(trx, {
+    messageKey: `task:${task.taskId}:to:${task.assigneeId}`,
+    agencyId: task.agencyId,
+    caseId: task.caseId,
+    toUserId: task.assigneeId,
+    subject: task.escalated ? 'handoff: a case was escalated to you' : 'handoff: a task is waiting for you',
+    text: `${task.escalated ? 'A case was escalated to you' : 'A task on a case is assigned to you'}${due}. Open the case in handoff to see what it needs.`,
+    caseLink: `/v1/cases/${task.caseId}`,
+  });
+}
 
 /**
  * The director who takes an escalation of this level: the agency's covering directors in order (policy), else its
@@ -45,7 +81,7 @@ export interface OpenedTask {
  * transaction. Tasks a person closes (outreach, delivery failures) are left alone. Answers the tasks it opened.
  */
 export async function syncCaseTasks(
-  db: Kysely<Database>,
+  db: Transaction<Database>,
   input: { agencyId: string; caseId: string; counselorId: string; policy: Policy; waits: TaskSpec[]; ended: boolean },
 ): Promise<OpenedTask[]> {
   const opened: OpenedTask[] = [];
@@ -70,6 +106,16 @@ export async function syncCaseTasks(
       .onConflict((oc) => oc.column('task_key').doNothing())
       .returning(['task_id', 'kind', 'assignee_id', 'assignee_role'])
       .executeTakeFirst();
+    if (row?.assignee_id) {
+      await notifyAssignee(db, {
+        taskId: row.task_id,
+        agencyId: input.agencyId,
+        caseId: input.caseId,
+        assigneeId: row.assignee_id,
+        dueAt: wait.dueAt ? new Date(wait.dueAt) : null,
+        escalated: wait.kind.startsWith('escalation.'),
+      });
+    }
     if (row)
       opened.push({
         taskId: row.task_id,

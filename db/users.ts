@@ -8,6 +8,8 @@ export interface User {
   role: Role;
   agencyId: string;
   name: string;
+  /** Undefined: left as it is. */
+  email?: string | null;
 }
 
 export function hashToken(token: string): string {
@@ -69,8 +71,20 @@ export async function userForToken(db: Kysely<Database>, token: string): Promise
 export async function upsertUser(db: Kysely<Database>, user: User): Promise<void> {
   await db
     .insertInto('users')
-    .values({ user_id: user.id, role: user.role, agency_id: user.agencyId, name: user.name })
-    .onConflict((oc) => oc.columns(['agency_id', 'user_id']).doUpdateSet({ role: user.role, name: user.name }))
+    .values({
+      user_id: user.id,
+      role: user.role,
+      agency_id: user.agencyId,
+      name: user.name,
+      ...(user.email !== undefined ? { email: user.email } : {}),
+    })
+    .onConflict((oc) =>
+      oc.columns(['agency_id', 'user_id']).doUpdateSet({
+        role: user.role,
+        name: user.name,
+        ...(user.email !== undefined ? { email: user.email } : {}),
+      }),
+    )
     .execute();
 }
 

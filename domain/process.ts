@@ -17,6 +17,10 @@ export interface ContactPreferences {
   /** Channels in the client's order of preference; `safe` means confirmed safe by the client. */
   channels: { channel: ContactChannel; safe: boolean }[];
   noContactAtHome: boolean;
+  /** Where a letter by `email` goes; the letter goes there only if email is a channel the route allows. */
+  email?: string | null;
+  /** Where a letter by `mail` goes (the lines of the envelope's window). */
+  postalAddress?: string | null;
 }
 
 export const CLIENT_CHOICES = ['accept_proposed', 'choose_own', 'decline_services'] as const;
@@ -200,7 +204,8 @@ export interface CaseProcessState {
   consents: Consent[];
   letter: {
     letterId: string;
-    delivery: 'sent' | 'held_for_in_person';
+    /** `queued`: in the outbox; the audit's `letter.sent` says when it left. `sent`: cases from before the outbox. */
+    delivery: 'queued' | 'sent' | 'held_for_in_person';
     channel: ContactChannel | null;
     /** The safe-contact fact that held it, when it was held. */
     heldBecause?: string | null;

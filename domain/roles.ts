@@ -41,6 +41,8 @@ export const PERMISSIONS = {
   readAgencyQueue: STAFF_DIRECTOR,
   reassignTask: DIRECTOR,
   completeTask: CARE_TEAM,
+  // the front desk's print-and-mail batch of closure letters
+  handleMail: STAFF_DIRECTOR,
   // reference data and administration
   manageClients: ['staff', 'clinical_director', 'admin'],
   listClients: ['staff', 'counselor', 'clinical_director', 'admin'],
@@ -82,6 +84,7 @@ export const PERMISSION_LABELS: Record<Permission, string> = {
   readAgencyQueue: "see the agency's whole queue",
   reassignTask: 'reassign a task',
   completeTask: 'mark an outreach task done',
+  handleMail: "print and mail the day's letters",
   manageClients: 'write clients',
   listClients: 'list clients (a counselor: their own)',
   manageClinicians: 'write clinicians',

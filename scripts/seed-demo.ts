@@ -24,7 +24,8 @@ const USERS: { id: string; role: Role; name: string }[] = [
  * dozen clients) and one token per role, kept in `tokensFile` and reused while they are valid.
  */
 export async function seedDemo(db: Kysely<Database>, tokensFile: string): Promise<Record<Role, string>> {
-  for (const user of USERS) await upsertUser(db, { ...user, agencyId: DEMO_AGENCY });
+  // Every demo user has an address, so task and digest email lands in .data/mail.
+  for (const user of USERS) await upsertUser(db, { ...user, agencyId: DEMO_AGENCY, email: `${user.id}@demo.example` });
   await db
     .insertInto('agency_policies')
     .values({
@@ -78,7 +79,20 @@ export async function seedDemo(db: Kysely<Database>, tokensFile: string): Promis
               ],
               noContactAtHome: true,
             }
-          : { channels: [{ channel: 'portal', safe: true }], noContactAtHome: false },
+          : i % 2 === 0
+            ? {
+                channels: [
+                  { channel: 'portal', safe: true },
+                  { channel: 'email', safe: true },
+                ],
+                noContactAtHome: false,
+                email: `client-${i}@demo.example`,
+              }
+            : {
+                channels: [{ channel: 'mail', safe: true }],
+                noContactAtHome: false,
+                postalAddress: `${i} Demo Street\nSpringfield`,
+              },
         hasSubstanceUseRecords: i % 7 === 0,
         needs: i % 9 === 0 ? ['grief'] : [],
       }),

@@ -7,6 +7,7 @@ import { createLogger } from '../logger';
 import { startWorker } from '../worker/main';
 import { DEMO_AGENCY, seedDemo } from './seed-demo';
 import { type RunningTemporal, findTemporalTool, startEmbeddedPostgres, startTemporalDevServer } from './dev-services';
+import { startMailCatcher } from './mail-catcher';
 
 /**
  * `npm start`: everything on one machine. Embedded PostgreSQL and a Temporal dev server
@@ -70,7 +71,16 @@ async function main(): Promise<void> {
       await migrations.close();
     }
 
-    const connected = { ...config, DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporalAddress };
+    // Without SMTP_URL, what the service sends is caught here and kept as .eml files a newcomer can open.
+    let smtpUrl = config.SMTP_URL;
+    const mailDir = join(dataDir, 'mail');
+    if (!smtpUrl) {
+      const catcher = await startMailCatcher({ port: config.MAIL_CATCHER_PORT, dir: mailDir });
+      stops.push(() => catcher.stop());
+      smtpUrl = catcher.url;
+    }
+
+    const connected = { ...config, DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporalAddress, SMTP_URL: smtpUrl };
     const worker = await startWorker(connected, createLogger(config, 'worker'));
     stops.push(worker.stop);
     worker.done.catch((error: unknown) => {
@@ -86,6 +96,7 @@ async function main(): Promise<void> {
     say(`  API docs     ${api.url}/docs`);
     say(`  health       ${api.url}/health`);
     say(`  Temporal     ${temporalAddress}${temporalUi ? `  (web UI ${temporalUi})` : ''}`);
+    say(`  mail         ${config.SMTP_URL ? 'to SMTP_URL' : `caught on ${smtpUrl}, kept in ${mailDir}`}`);
     say(
       `  PostgreSQL   ${config.DATABASE_URL ? 'from DATABASE_URL' : `embedded, port ${config.EMBEDDED_POSTGRES_PORT}`}`,
     );

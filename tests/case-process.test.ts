@@ -56,7 +56,7 @@ describe('the process end to end', () => {
     await c.act(`referrals/${referralId}/response`, { response: 'accepted' }, STAFF);
     await c.act(`referrals/${referralId}/appointment`, { scheduledFor: `${today(5)}T15:00:00Z` }, STAFF);
     view = await c.until((v) => v.step === 'follow_up');
-    expect(view.process.letter).toMatchObject({ delivery: 'sent', channel: 'portal' });
+    expect(view.process.letter).toMatchObject({ delivery: 'queued', channel: 'email' });
     await c.act(`referrals/${referralId}/appointment-outcome`, { outcome: 'kept' }, COUNSELOR);
     view = await c.until((v) => v.status === 'closed');
     expect(view.process.conversation.informedInTime).toBe(true);
@@ -85,7 +85,7 @@ describe('the process end to end', () => {
         'referral.accepted',
         'referral.first_appointment_scheduled',
         'letter.generated',
-        'letter.sent',
+        'letter.queued',
         'referral.first_appointment_kept',
         'follow_up.engaged',
         'case.step.done',
@@ -188,7 +188,7 @@ describe('the process end to end', () => {
     expect(view.process.conversation.precludedBy).toBe('outreach_exhausted');
     // An unreachable client cannot choose a referral: the letter (with other resources) goes by a safe channel.
     view = await c.until((v) => v.step === 'follow_up');
-    expect(view.process.letter).toMatchObject({ delivery: 'sent', channel: 'portal' });
+    expect(view.process.letter).toMatchObject({ delivery: 'queued', channel: 'email' });
     const events = await listCaseAuditEvents(stack.db, c.caseId);
     expect(events.find((e) => e.action === 'conversation.precluded')?.outcome_reason).toMatch(
       /3 documented outreach attempts/,
@@ -220,7 +220,7 @@ describe('the process end to end', () => {
     expect(byCounselor.detail).toMatch(/for clinical_director/);
     await c.act('safety-plan/approval', {}, DIRECTOR);
     view = await c.until((v) => v.step === 'follow_up');
-    expect(view.process.letter.delivery).toBe('sent');
+    expect(view.process.letter.delivery).toBe('queued');
   });
 
   test('when a consent is revoked mid-handoff, then the pending send stops and nothing more is disclosed to that provider', async () => {

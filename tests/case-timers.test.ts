@@ -5,6 +5,7 @@ import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { type DatabaseHandle, openDatabase } from '../db/database';
 import { clientRow, upsertReference } from '../db/reference';
+import { upsertUser } from '../db/users';
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import {
   type CaseInput,
@@ -82,7 +83,7 @@ async function start(
       counselorId: COUNSELOR.id,
       active: true,
       riskFlags: [],
-      contact: { channels: [{ channel: 'portal', safe: true }], noContactAtHome: false },
+      contact: { channels: [{ channel: 'email', safe: true }], noContactAtHome: false, email: 'sam@client.example' },
       hasSubstanceUseRecords: false,
       needs: [],
     }),
@@ -131,6 +132,8 @@ test('when a review passes its SLA, then it escalates to the covering directors 
       updated_by: 'test',
     })
     .execute();
+  for (const id of ['director-7', 'director-8'])
+    await upsertUser(database.db, { id, role: 'clinical_director', agencyId, name: id, email: `${id}@agency.example` });
   await env.sleep(72 * HOUR + 60_000);
   await eventually(async () => (await raised(caseId)).length === 1);
   await env.sleep(72 * HOUR);
@@ -142,6 +145,20 @@ test('when a review passes its SLA, then it escalates to the covering directors 
   const snapshot = await handle.executeUpdate(reviewDecisionUpdate, { args: [approve] });
   expect(snapshot.step).toBe('client_conversation');
   expect(snapshot.state.escalations.map((e) => e.level)).toEqual([1, 2]);
+  // Each covering director is emailed once, with a link and nothing about the client.
+  const emails = await database.db
+    .selectFrom('outbox')
+    .select(['recipient', 'payload'])
+    .where('case_id', '=', caseId)
+    .where('kind', '=', 'staff_email')
+    .orderBy('created_at')
+    .execute();
+  expect(emails.map((e) => e.recipient)).toEqual(['director-7', 'director-8']);
+  expect(emails[0]!.payload).toMatchObject({
+    subject: 'handoff: a case was escalated to you',
+    caseLink: `/v1/cases/${caseId}`,
+  });
+  expect(JSON.stringify(emails)).not.toMatch(/Sam Rivera|portal|review/i);
   // Both escalations close by themselves once the review is done.
   await eventually(async () => (await raised(caseId)).every((t) => t.state === 'done'));
   await saveHistory(handle, 'review-escalation');
@@ -198,7 +215,7 @@ test('when a client declines further services, then follow-up outreach comes at 
     .select(['delivery', 'channel'])
     .where('case_id', '=', caseId)
     .executeTakeFirstOrThrow();
-  expect(letter).toEqual({ delivery: 'sent', channel: 'portal' });
+  expect(letter).toEqual({ delivery: 'queued', channel: 'email' });
   await saveHistory(handle, 'termination-follow-up');
 });
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { upsertUser } from '../db/users';
 import { followUpPlan, DEFAULT_POLICY } from '../domain/process';
 import { COUNSELOR, CaseDriver, DIRECTOR, STAFF, release, today } from './support/cases';
 import { type TestActor, type TestStack, eventually, startStack } from './support/stack';
@@ -95,6 +96,13 @@ test('when a director reassigns a task, then it leaves the role’s queue for th
   const [review] = await queue(DIRECTOR, `?caseId=${c.caseId}`);
   const director2 = { id: 'director-2', role: 'clinical_director' as const };
   await stack.request('GET', '/v1/tasks', { actor: director2 }); // the user exists once it has a token
+  await upsertUser(stack.db, {
+    id: 'director-2',
+    role: 'clinical_director',
+    agencyId: 'agency-1',
+    name: 'D2',
+    email: 'd2@agency.example',
+  });
   const toCounselor = await stack.request('POST', `/v1/tasks/${review!.taskId}/assignment`, {
     body: { assigneeId: COUNSELOR.id },
     actor: DIRECTOR,
@@ -114,6 +122,15 @@ test('when a director reassigns a task, then it leaves the role’s queue for th
     { role: 'clinical_director', userId: 'director-2' },
   ]);
   expect(await queue(DIRECTOR, `?caseId=${c.caseId}`)).toEqual([]);
+  // The new assignee hears of it once, by email, with a link and nothing about the client.
+  const told = await stack.db
+    .selectFrom('outbox')
+    .select(['recipient', 'payload'])
+    .where('case_id', '=', c.caseId)
+    .where('kind', '=', 'staff_email')
+    .execute();
+  expect(told.map((m) => m.recipient)).toEqual(['director-2']);
+  expect(told[0]!.payload).toMatchObject({ caseLink: `/v1/cases/${c.caseId}` });
   const waitDone = await stack.request('POST', `/v1/tasks/${review!.taskId}/completion`, { body: {}, actor: DIRECTOR });
   expect([waitDone.status, waitDone.body.rule]).toEqual([409, 'step']);
 });

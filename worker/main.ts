@@ -2,13 +2,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
 import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
+import { WorkflowIdConflictPolicy } from '@temporalio/common';
+import { createTransport } from 'nodemailer';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
-import { type Config, auditAnchorFile, loadConfig, requireConnections } from '../config';
+import { type Config, auditAnchorFile, loadConfig, publicUrl, requireConnections } from '../config';
 import { writeAnchor } from '../db/anchors';
 import { openDatabase } from '../db/database';
 import { createLogger } from '../logger';
 import { openTemporalClient } from '../temporal';
+import { outboxSenderWorkflow } from '../workflows/outbox-sender';
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 
 export interface RunningWorker {
@@ -79,12 +82,34 @@ export async function startWorker(
   await ensureSearchAttributes(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, logger);
   // The transfer activities start and cancel case workflows through this client.
   const temporal = openTemporalClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+  // Short socket timeouts: a hung server fails an attempt (and backs off) well inside the activity's timeout.
+  const mailer = config.SMTP_URL
+    ? createTransport({
+        url: config.SMTP_URL,
+        connectionTimeout: 20_000,
+        greetingTimeout: 20_000,
+        socketTimeout: 60_000,
+      })
+    : null;
+  if (!mailer) logger.warn('SMTP_URL is unset: emails will fail, and each becomes a task for staff');
   const worker = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     workflowsPath: require.resolve('../workflows'),
-    activities: createActivities({ db: database.db, temporal: temporal.client, taskQueue: config.TEMPORAL_TASK_QUEUE }),
+    activities: createActivities({
+      db: database.db,
+      temporal: temporal.client,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      delivery: { mailer, from: config.MAIL_FROM, publicUrl: publicUrl(config), digestHour: config.DIGEST_HOUR },
+    }),
+  });
+  // One sender per deployment (task queue): a second worker finds it running and leaves it be.
+  await temporal.client.workflow.start(outboxSenderWorkflow, {
+    workflowId: `outbox-sender-${config.TEMPORAL_TASK_QUEUE}`,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    args: [{ intervalMs: config.OUTBOX_POLL_SECONDS * 1000 }],
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
   });
   // The audit chain's head goes out of the database on a timer, so a rewrite of the chain is caught.
   const anchorFile = auditAnchorFile(config);
@@ -97,6 +122,7 @@ export async function startWorker(
   const done = worker.run().finally(async () => {
     clearInterval(anchoring);
     await connection.close();
+    mailer?.close();
     await temporal.close();
     await database.close();
   });

@@ -1033,7 +1033,15 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
       }),
     );
     state.letter = letter;
-    await record(letter.delivery === 'sent' ? 'letter.sent' : 'letter.held_for_in_person', null, null, {
+    // `letter.sent` is the outbox sender's to audit, once the letter has left; cases whose letter was issued
+    // before the outbox (the activity answered `sent`) recorded it here, and replay the same.
+    const action =
+      letter.delivery === 'held_for_in_person'
+        ? 'letter.held_for_in_person'
+        : letter.delivery === 'queued'
+          ? 'letter.queued'
+          : 'letter.sent';
+    await record(action, null, null, {
       after: letter,
       ...(letter.heldBecause ? { reason: letter.heldBecause } : {}),
     });

@@ -1,2 +1,3 @@
 export * from './case';
 export * from './caseload-transfer';
+export * from './outbox-sender';

@@ -35,16 +35,23 @@ export function checkOutreachChannel(facts: ContactFacts, channel: ContactChanne
 
 export type LetterRoute = { channel: ContactChannel; heldBecause: null } | { channel: null; heldBecause: string };
 
+/** The channels a letter can go by: email (with the PDF) and the day's print-and-mail batch, each to an address on record. */
+export function canCarryLetter(contact: ContactPreferences, channel: ContactChannel): boolean {
+  if (channel === 'email') return Boolean(contact.email);
+  if (channel === 'mail') return Boolean(contact.postalAddress);
+  return false;
+}
+
 /** The channel a letter may go by, or why it is held for in-person delivery. */
 export function letterRoute(facts: ContactFacts): LetterRoute {
   const restriction = contactRestriction(facts);
-  const usable = facts.contact.channels.filter((c) => c.channel !== 'in_person');
+  const usable = facts.contact.channels.filter((c) => canCarryLetter(facts.contact, c.channel));
   const chosen = restriction ? usable.find((c) => c.safe) : usable[0];
   if (chosen) return { channel: chosen.channel, heldBecause: null };
   return {
     channel: null,
     heldBecause: restriction
       ? `${RULES.safeContact}: ${restriction} on record and no channel the client confirmed safe`
-      : `${RULES.safeContact}: no contact channel on record`,
+      : `${RULES.safeContact}: no email or postal address on record for a channel the client uses`,
   };
 }

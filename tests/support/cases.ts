@@ -30,7 +30,15 @@ export function caseBody(overrides: Record<string, unknown> = {}) {
     reason: 'counselor_relocation',
     lastDay: today(45),
     riskFlags: [],
-    contact: { channels: [{ channel: 'portal', safe: true }], noContactAtHome: false },
+    // A letter goes by email (to the address on record) or mail; the portal carries outreach only.
+    contact: {
+      channels: [
+        { channel: 'portal', safe: true },
+        { channel: 'email', safe: true },
+      ],
+      noContactAtHome: false,
+      email: 'sam.rivera@client.example',
+    },
     hasSubstanceUseRecords: false,
     ...overrides,
   } as Record<string, any>;
