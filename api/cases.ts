@@ -7,7 +7,7 @@ import { type Request, Router } from 'express';
 import type { Kysely } from 'kysely';
 import type { z } from 'zod';
 import { appendAuditEvent } from '../db/audit';
-import { findAgencyCase, findLetter, releaseReservation, reserveCase } from '../db/cases';
+import { findAgencyCase, findLetter, letterDelivery, releaseReservation, reserveCase } from '../db/cases';
 import { addRiskFlag, clientFacts } from '../db/clients';
 import { agencyTimeZone } from '../db/policies';
 import type { CaseRow, Database } from '../db/schema';
@@ -395,7 +395,11 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
     const { caseId } = parse(s.caseIdParams, req.params, 'path');
     const row = await caseInScope(req, user, caseId, 'case');
     await auditRead(req, actor, row, 'details');
-    res.json(toView(row));
+    const view = toView(row);
+    // The letter left (or failed) after the workflow issued it: the letters table knows where it stands.
+    const letter = row.state?.letter ? await letterDelivery(db, caseId) : undefined;
+    if (letter && row.state?.letter) view.process = { ...row.state, letter: { ...row.state.letter, delivery: letter } };
+    res.json(view);
   });
 
   /** The closing letter as HTML or PDF, with its stored checksum; audited. */

@@ -99,3 +99,9 @@ export async function writeOpenedCase(db: Kysely<Database>, row: NewCase): Promi
 export async function findLetter(db: Kysely<Database>, caseId: string) {
   return db.selectFrom('letters').selectAll().where('case_id', '=', caseId).executeTakeFirst();
 }
+
+/** Where the case's letter stands now (the outbox sender moves it on after the workflow issued it). */
+export async function letterDelivery(db: Kysely<Database>, caseId: string) {
+  return (await db.selectFrom('letters').select('delivery').where('case_id', '=', caseId).executeTakeFirst())
+    ?.delivery;
+}

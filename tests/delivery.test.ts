@@ -139,6 +139,8 @@ describe('the client’s letter and the referral notice', () => {
     expect(trail.indexOf('letter.sent')).toBeGreaterThan(trail.indexOf('letter.queued'));
     const sent = (await listCaseAuditEvents(stack.db, c.caseId)).find((e) => e.action === 'letter.sent');
     expect(sent?.after).toMatchObject({ channel: 'email', pdfSha256: letter.pdf_sha256 });
+    // The case's own view says it left, not that it is still queued.
+    expect((await c.view()).process.letter.delivery).toBe('sent');
 
     // Delivered is delivered: the next batch sends nothing again.
     expect(await sender().deliverBatch()).toMatchObject({ claimed: 0 });
