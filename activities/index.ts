@@ -296,7 +296,10 @@ export function createActivities({ db, temporal, taskQueue = 'handoff', delivery
       return pickFacts(client);
     },
 
-    /** Writes the case row and its first audit event, once, however often it is retried. */
+    /**
+     * Writes the case row and its first audit event, once, however often it is retried. Only cases started
+     * before facts came from the record call it (see FACTS_FROM_RECORD); remove it once none of them runs.
+     */
     async openCase(input: OpenCaseInput): Promise<{ created: boolean }> {
       const { workflowId, activityId } = origin();
       return db.transaction().execute(async (trx) => {
