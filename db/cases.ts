@@ -102,6 +102,5 @@ export async function findLetter(db: Kysely<Database>, caseId: string) {
 
 /** Where the case's letter stands now (the outbox sender moves it on after the workflow issued it). */
 export async function letterDelivery(db: Kysely<Database>, caseId: string) {
-  return (await db.selectFrom('letters').select('delivery').where('case_id', '=', caseId).executeTakeFirst())
-    ?.delivery;
+  return (await db.selectFrom('letters').select('delivery').where('case_id', '=', caseId).executeTakeFirst())?.delivery;
 }

@@ -24,7 +24,10 @@ export function openDatabase(
     max: options.poolSize ?? 10,
     connectionTimeoutMillis: 5_000,
   });
+  // An idle connection's loss reaches the pool; a checked-out one's reaches its client, which, with no listener,
+  // would throw out of the event loop and end the process. Its query or transaction fails instead.
   pool.on('error', (error) => options.onPoolError?.(error));
+  pool.on('connect', (client) => client.on('error', (error) => options.onPoolError?.(error)));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,
