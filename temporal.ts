@@ -4,6 +4,8 @@ export interface TemporalClientHandle {
   client: Client;
   /** True when the frontend answered within two seconds. */
   ping: () => Promise<boolean>;
+  /** True when a worker polled the task queue for workflow tasks within the last 90 seconds. */
+  workerPolling: (taskQueue: string) => Promise<boolean>;
   close: () => Promise<void>;
 }
 
@@ -17,6 +19,22 @@ export function openTemporalClient(address: string, namespace: string): Temporal
       try {
         await connection.withDeadline(Date.now() + 2_000, () => connection.workflowService.getSystemInfo({}));
         return true;
+      } catch {
+        return false;
+      }
+    },
+    async workerPolling(taskQueue) {
+      try {
+        const { pollers } = await connection.withDeadline(Date.now() + 2_000, () =>
+          connection.workflowService.describeTaskQueue({
+            namespace,
+            taskQueue: { name: taskQueue },
+            taskQueueType: 1, // workflow tasks: a worker that polls them also runs the activities here
+          }),
+        );
+        // A poll lasts up to a minute: an access older than that and a bit means no worker is polling.
+        const cutoff = Date.now() / 1000 - 90;
+        return (pollers ?? []).some((p) => Number(p.lastAccessTime?.seconds ?? 0) >= cutoff);
       } catch {
         return false;
       }

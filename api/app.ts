@@ -35,7 +35,8 @@ export interface AppDeps {
   temporal: Client;
   taskQueue: string;
   logger: Logger;
-  health: { postgres: () => Promise<boolean>; temporal: () => Promise<boolean> };
+  /** Each dependency's liveness; `worker` says whether a worker polls the task queue (absent: not checked). */
+  health: { postgres: () => Promise<boolean>; temporal: () => Promise<boolean>; worker?: () => Promise<boolean> };
   /** Requests a minute per token. */
   rateLimitPerMinute?: number;
   /** Where the audit chain's head is written out of the database. */
@@ -76,15 +77,24 @@ export function createApp(deps: AppDeps): express.Express {
   });
   app.use(express.json({ limit: '64kb' }));
 
-  /** Liveness of both dependencies; 503 names the one that is down. */
+  /**
+   * Liveness of PostgreSQL, Temporal and the worker; 503 names what is down. No worker polling means cases stand
+   * still however healthy the rest is, so that is a 503 too.
+   */
   app.get('/health', async (_req, res) => {
-    const [pg, tp] = await Promise.all([deps.health.postgres(), deps.health.temporal()]);
+    const [pg, tp, wk] = await Promise.all([
+      deps.health.postgres(),
+      deps.health.temporal(),
+      deps.health.worker ? deps.health.worker() : Promise.resolve(true),
+    ]);
+    const ok = pg && tp && wk;
     const body = {
-      status: pg && tp ? 'ok' : 'unavailable',
+      status: ok ? 'ok' : 'unavailable',
       postgres: pg ? 'ok' : 'unavailable',
       temporal: tp ? 'ok' : 'unavailable',
+      ...(deps.health.worker ? { worker: wk ? 'ok' : 'unavailable' } : {}),
     };
-    res.status(pg && tp ? 200 : 503).json(body);
+    res.status(ok ? 200 : 503).json(body);
   });
 
   app.get('/openapi.json', (_req, res) => {

@@ -27,7 +27,11 @@ export async function startApi(
     temporal: temporal.client,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     logger,
-    health: { postgres: database.ping, temporal: temporal.ping },
+    health: {
+      postgres: database.ping,
+      temporal: temporal.ping,
+      worker: () => temporal.workerPolling(config.TEMPORAL_TASK_QUEUE),
+    },
     rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
     anchorFile: auditAnchorFile(config),
   });

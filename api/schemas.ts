@@ -197,6 +197,7 @@ export const healthView = z
     status: z.enum(['ok', 'unavailable']),
     postgres: z.enum(['ok', 'unavailable']),
     temporal: z.enum(['ok', 'unavailable']),
+    worker: z.enum(['ok', 'unavailable']).optional().describe('Whether a worker polls the task queue'),
   })
   .meta({ id: 'Health' });
 

@@ -36,7 +36,15 @@ describe('health', () => {
   test('when both dependencies answer, then 200 ok for each', async () => {
     const res = await stack.request('GET', '/health', { actor: null });
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ status: 'ok', postgres: 'ok', temporal: 'ok' });
+    expect(res.body).toEqual({ status: 'ok', postgres: 'ok', temporal: 'ok', worker: 'ok' });
+  });
+
+  test('when no worker polls the task queue, then 503 names the worker: cases would stand still', async () => {
+    await withApp({ workerTaskQueue: `nobody-polls-${randomUUID()}` }, async (url) => {
+      const health = await send<any>(url, 'GET', '/health');
+      expect(health.status).toBe(503);
+      expect(health.body).toEqual({ status: 'unavailable', postgres: 'ok', temporal: 'ok', worker: 'unavailable' });
+    });
   });
 
   test('when PostgreSQL is unreachable, then 503 names postgres and requests get a clear 503', async () => {

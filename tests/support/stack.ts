@@ -111,7 +111,7 @@ export async function listen(deps: AppDeps): Promise<{ url: string; close(): Pro
  * for the time of `run`; the suite's servers unless told otherwise.
  */
 export async function withApp(
-  options: { databaseUrl?: string; temporalAddress?: string; rateLimitPerMinute?: number },
+  options: { databaseUrl?: string; temporalAddress?: string; rateLimitPerMinute?: number; workerTaskQueue?: string },
   run: (url: string, db: Db) => Promise<void>,
 ): Promise<void> {
   const context = testContext();
@@ -120,9 +120,13 @@ export async function withApp(
   const api = await listen({
     db: database.db,
     temporal: temporal.client,
-    taskQueue: 'unused',
+    taskQueue: options.workerTaskQueue ?? 'unused',
     logger: pino({ level: 'silent' }),
-    health: { postgres: database.ping, temporal: temporal.ping },
+    health: {
+      postgres: database.ping,
+      temporal: temporal.ping,
+      ...(options.workerTaskQueue ? { worker: () => temporal.workerPolling(options.workerTaskQueue!) } : {}),
+    },
     rateLimitPerMinute: options.rateLimitPerMinute,
   });
   try {
@@ -159,7 +163,7 @@ export async function startStack(): Promise<TestStack> {
     temporal: temporal.client,
     taskQueue,
     logger: pino({ level: 'silent' }),
-    health: { postgres: database.ping, temporal: temporal.ping },
+    health: { postgres: database.ping, temporal: temporal.ping, worker: () => temporal.workerPolling(taskQueue) },
   });
   return {
     db: database.db,
