@@ -21,7 +21,7 @@ export async function startApi(
     poolSize: config.DATABASE_POOL_SIZE,
     onPoolError: (error) => logger.warn({ err: error.message }, 'postgres connection lost'),
   });
-  const temporal = openTemporalClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+  const temporal = openTemporalClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, { failFast: true });
   const app = createApp({
     db: database.db,
     temporal: temporal.client,

@@ -116,7 +116,9 @@ export async function withApp(
 ): Promise<void> {
   const context = testContext();
   const database = openDatabase(options.databaseUrl ?? context.databaseUrl);
-  const temporal = openTemporalClient(options.temporalAddress ?? context.temporalAddress, 'default');
+  const temporal = openTemporalClient(options.temporalAddress ?? context.temporalAddress, 'default', {
+    failFast: true,
+  });
   const api = await listen({
     db: database.db,
     temporal: temporal.client,
