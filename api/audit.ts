@@ -57,9 +57,14 @@ const COLUMNS = [
   'hash',
 ] as const;
 
+/**
+ * One CSV cell. A text that a spreadsheet would run as a formula (=, +, -, @, tab, CR first) is prefixed with
+ * a quote, so an export opened by compliance staff shows what someone typed and never runs it.
+ */
 function csvCell(value: unknown): string {
   if (value === null || value === undefined) return '';
-  const text = value instanceof Date ? value.toISOString() : typeof value === 'string' ? value : JSON.stringify(value);
+  const raw = value instanceof Date ? value.toISOString() : typeof value === 'string' ? value : JSON.stringify(value);
+  const text = typeof value === 'string' && /^[=+\-@\t\r]/.test(raw) ? `'${raw}` : raw;
   return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 

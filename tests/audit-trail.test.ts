@@ -8,7 +8,7 @@ import { GENESIS_HASH, appendAuditEvent, hashEvent, verifyChain } from '../db/au
 import { type DatabaseHandle, openDatabase } from '../db/database';
 import { migrateToLatest } from '../db/migrate';
 import { createDatabase, dropDatabase } from '../scripts/dev-services';
-import { COUNSELOR, CaseDriver, STAFF, today } from './support/cases';
+import { COUNSELOR, CaseDriver, DIRECTOR, STAFF, today } from './support/cases';
 import { testContext } from './support/context';
 import { type TestStack, eventually, startStack } from './support/stack';
 
@@ -245,5 +245,15 @@ describe('the trail for compliance', () => {
       }),
     ]);
     expect((await stack.request('GET', `/v1/clients/x/disclosures`, { actor: COUNSELOR })).status).toBe(403);
+  });
+
+  test('when a reason in the trail starts like a spreadsheet formula, then the CSV export escapes it so it never runs', async () => {
+    const c = await CaseDriver.open(stack);
+    await c.act('cancel', { reason: '=HYPERLINK("http://example.invalid","open me")' }, DIRECTOR);
+    await c.until((v) => v.status === 'cancelled');
+    const csv = await stack.request<string>('GET', `/v1/audit?caseId=${c.caseId}&format=csv`, { actor: COMPLIANCE });
+    const cancelled = csv.body.split('\n').find((line) => line.includes('case.cancelled'))!;
+    expect(cancelled).toContain(`"'=HYPERLINK(""http://example.invalid"",""open me"")"`);
+    expect(cancelled).not.toMatch(/,=HYPERLINK|,"=HYPERLINK/);
   });
 });
