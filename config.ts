@@ -34,6 +34,8 @@ const schema = z.object({
   OUTBOX_POLL_SECONDS: z.coerce.number().min(1).max(3600).default(5),
   /** The agency's hour (0-23) from which each user's daily digest of their queue goes out. */
   DIGEST_HOUR: z.coerce.number().int().min(0).max(23).default(7),
+  /** The bearer token Prometheus scrapes /metrics with (16+ characters); unset: /metrics is off. */
+  METRICS_TOKEN: z.string().min(16).optional(),
   MAIL_CATCHER_PORT: z.coerce.number().int().min(0).max(65535).default(1025),
 });
 

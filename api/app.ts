@@ -42,6 +42,8 @@ export interface AppDeps {
   /** Where the audit chain's head is written out of the database. */
   anchorFile?: string;
   metrics?: Metrics;
+  /** The bearer token /metrics is scraped with; without one, /metrics is off. */
+  metricsToken?: string;
 }
 
 const requestId: RequestHandler = (req, res, next) => {
@@ -112,7 +114,7 @@ export function createApp(deps: AppDeps): express.Express {
     res.type('js').send(`window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#ui' });`);
   });
 
-  app.get('/metrics', metricsRoute(metrics));
+  app.get('/metrics', metricsRoute(metrics, deps.metricsToken));
 
   // Everything below needs a signed-in user.
   app.use(authenticate(db));

@@ -33,6 +33,7 @@ export async function startApi(
       worker: () => temporal.workerPolling(config.TEMPORAL_TASK_QUEUE),
     },
     rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
+    ...(config.METRICS_TOKEN ? { metricsToken: config.METRICS_TOKEN } : {}),
     anchorFile: auditAnchorFile(config),
   });
   const server: Server = await new Promise((resolve, reject) => {

@@ -1,5 +1,7 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { problem } from './problem';
 
 export interface Metrics {
   registry: Registry;
@@ -36,7 +38,25 @@ export function createMetrics(): Metrics {
   };
 }
 
-export function metricsRoute(metrics: Metrics): RequestHandler {
+/**
+ * /metrics only for the scraper that holds the metrics token (compared in constant time); without a configured
+ * token the route is off, since latency by route and failure counts are nobody else's business.
+ */
+export function metricsRoute(metrics: Metrics, token: string | undefined): RequestHandler {
+  const expected = token ? createHash('sha256').update(token).digest() : null;
+  const guarded = metricsRouteOpen(metrics);
+  return async (req, res, next) => {
+    if (!expected) throw problem(404, 'metrics are off: set METRICS_TOKEN to scrape them');
+    const given = /^Bearer (.{1,500})$/.exec(req.get('authorization') ?? '')?.[1];
+    const digest = createHash('sha256')
+      .update(given ?? '')
+      .digest();
+    if (!given || !timingSafeEqual(digest, expected)) throw problem(401, 'scraping /metrics needs the metrics token');
+    return guarded(req, res, next);
+  };
+}
+
+function metricsRouteOpen(metrics: Metrics): RequestHandler {
   return async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   };

@@ -2,7 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { createToken, upsertUser } from '../db/users';
 import type { Role } from '../domain/case';
 import { COUNSELOR, CaseDriver, caseBody, putClient } from './support/cases';
-import { type TestActor, type TestStack, eventually, send, startStack, tokenFor, withApp } from './support/stack';
+import {
+  METRICS_TOKEN,
+  type TestActor,
+  type TestStack,
+  eventually,
+  send,
+  startStack,
+  tokenFor,
+  withApp,
+} from './support/stack';
 
 let stack: TestStack;
 let own: CaseDriver;
@@ -189,8 +198,13 @@ describe('idempotency and strictness', () => {
     expect(page.body.errors[0].field).toBe('query.limit');
   });
 
-  test('when /metrics is scraped, then request latency by route and workflow starts are there', async () => {
-    const res = await send<string>(stack.url, 'GET', '/metrics');
+  test('when /metrics is scraped with the metrics token, then request latency by route and workflow starts are there; without it, 401', async () => {
+    expect((await send<string>(stack.url, 'GET', '/metrics')).status).toBe(401);
+    expect((await send<string>(stack.url, 'GET', '/metrics', { token: 'not-the-metrics-token' })).status).toBe(401);
+    // A user's API token is not the scraper's either.
+    const userToken = await tokenFor(stack.db, ACTORS.admin);
+    expect((await send<string>(stack.url, 'GET', '/metrics', { token: userToken })).status).toBe(401);
+    const res = await send<string>(stack.url, 'GET', '/metrics', { token: METRICS_TOKEN });
     expect(res.status).toBe(200);
     expect(res.body).toMatch(/handoff_http_request_duration_seconds_bucket\{[^}]*route="\/v1\/cases\/:caseId"/);
     expect(res.body).toMatch(/handoff_workflow_starts_total\{workflow="case"\} \d+/);

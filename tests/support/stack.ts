@@ -12,6 +12,9 @@ import type { Actor } from '../../domain/case';
 import { openTemporalClient } from '../../temporal';
 import { testContext } from './context';
 
+/** The token the test stack's /metrics is scraped with. */
+export const METRICS_TOKEN = 'test-metrics-token-0123456789';
+
 let runtimeInstalled = false;
 export function quietRuntime(): void {
   if (runtimeInstalled) return;
@@ -166,6 +169,7 @@ export async function startStack(): Promise<TestStack> {
     taskQueue,
     logger: pino({ level: 'silent' }),
     health: { postgres: database.ping, temporal: temporal.ping, worker: () => temporal.workerPolling(taskQueue) },
+    metricsToken: METRICS_TOKEN,
   });
   return {
     db: database.db,
