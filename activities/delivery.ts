@@ -11,7 +11,7 @@ import {
   newClaimId,
   settleMessage,
 } from '../db/outbox';
-import { agencyPolicy } from '../db/policies';
+import { agencyPolicy, findAgencyPolicy, withDefaults } from '../db/policies';
 import type { Database, LetterDelivery } from '../db/schema';
 import type { Consent } from '../domain/process';
 import { REDISCLOSURE_NOTICE, isBlocker, releaseFor } from '../domain/rules/consent-before-disclosure';
@@ -139,17 +139,13 @@ export function createSender(db: Kysely<Database>, options: DeliveryOptions) {
           `safe_contact: the client's record now routes letters by ${route.channel}, not ${row.channel}`,
       };
     }
-    const policy = await agencyPolicy(db, agencyId);
+    const agency = await findAgencyPolicy(db, agencyId);
+    const policy = withDefaults(agency?.policy);
     if (row.channel === 'mail') {
       if (!content) throw new Undeliverable(`letter ${letterId} has no content for the print batch`);
       const batchDate = localDate(now.getTime(), policy.timeZone ?? DEFAULT_TIME_ZONE);
       return { kind: 'batched', batchDate, after: { letterId, batchDate, pdfSha256: letter.pdf_sha256 } };
     }
-    const agency = await db
-      .selectFrom('agency_policies')
-      .select(['agency_name', 'agency_phone'])
-      .where('agency_id', '=', agencyId)
-      .executeTakeFirst();
     const agencyName = agency?.agency_name ?? agencyId;
     const messageId = messageIdFor(row.message_key, options.from);
     await send({
@@ -220,11 +216,7 @@ export function createSender(db: Kysely<Database>, options: DeliveryOptions) {
       .executeTakeFirst();
     const to = [referral.provider_contact, provider?.contact].find((c) => c && EMAIL_ADDRESS.test(c.trim()));
     if (!to) throw new Undeliverable(`no email address on record for ${referral.provider_name}`);
-    const agency = await db
-      .selectFrom('agency_policies')
-      .select(['agency_name', 'agency_phone'])
-      .where('agency_id', '=', agencyId)
-      .executeTakeFirst();
+    const agency = await findAgencyPolicy(db, agencyId);
     const agencyName = agency?.agency_name ?? agencyId;
     const messageId = messageIdFor(row.message_key, options.from);
     // Only what the release allows: who, for what purpose, what may be shared; Part 2's notice when it applies.

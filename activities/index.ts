@@ -7,7 +7,7 @@ import { findCase, insertCase, writeOpenedCase } from '../db/cases';
 import { coveringDirector, notifyAssignee, syncCaseTasks } from '../db/tasks';
 import { openWaits } from '../domain/work-queue';
 import { clientFacts } from '../db/clients';
-import { agencyPolicy } from '../db/policies';
+import { agencyPolicy, findAgencyPolicy, withDefaults } from '../db/policies';
 import type { AuditOutcome, ConsentsTable, Database } from '../db/schema';
 import type { Actor, CaseKind, CaseReason, Role } from '../domain/case';
 import {
@@ -599,18 +599,14 @@ export function createActivities({ db, temporal, taskQueue = 'handoff', delivery
         }
         const state = row.state!;
         const riskFlags = facts?.riskFlags ?? workflowRiskFlags;
-        const agency = await trx
-          .selectFrom('agency_policies')
-          .select(['agency_name', 'agency_phone'])
-          .where('agency_id', '=', row.agency_id)
-          .executeTakeFirst();
+        const agency = await findAgencyPolicy(trx, row.agency_id);
+        const policy = withDefaults(agency?.policy);
         const referral = await trx
           .selectFrom('referrals')
           .select(['provider_name', 'provider_contact'])
           .where('case_id', '=', caseId)
           .where('state', 'in', ['accepted', 'first_appointment_scheduled', 'first_appointment_kept', 'no_show'])
           .executeTakeFirst();
-        const policy = await policyOf(row.agency_id);
         const content = {
           clientName: (facts?.name ?? row.client_name) || 'client',
           agencyName: agency?.agency_name ?? row.agency_id,

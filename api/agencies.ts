@@ -2,9 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import type { Kysely } from 'kysely';
 import { appendAuditEvent } from '../db/audit';
-import { findAgencyPolicy, setAgencyPolicy } from '../db/policies';
+import { findAgencyPolicy, setAgencyPolicy, withDefaults } from '../db/policies';
 import type { Database } from '../db/schema';
-import { DEFAULT_POLICY } from '../domain/process';
 import { requireRoles, userOf } from './auth';
 import { PERMISSIONS } from '../domain/roles';
 import { actorOf, parse } from './http';
@@ -23,7 +22,7 @@ export function agencyRoutes({ db }: { db: Kysely<Database> }): Router {
       agencyId,
       agencyName: row?.agency_name ?? null,
       agencyPhone: row?.agency_phone ?? null,
-      policy: { ...DEFAULT_POLICY, ...(row?.policy ?? {}) },
+      policy: withDefaults(row?.policy),
     });
   });
 
@@ -34,7 +33,7 @@ export function agencyRoutes({ db }: { db: Kysely<Database> }): Router {
     const { agencyId } = parse(agencyParams, req.params, 'path');
     if (userOf(req).agencyId !== agencyId) throw problem(404, `no agency ${agencyId}`);
     const body = parse(policyBody, req.body, 'body');
-    const policy = { ...DEFAULT_POLICY, ...body.policy };
+    const policy = withDefaults(body.policy);
     await db.transaction().execute(async (trx) => {
       const before = await findAgencyPolicy(trx, agencyId);
       await setAgencyPolicy(trx, agencyId, {

@@ -3,14 +3,14 @@ import { DEFAULT_POLICY, type Policy } from '../domain/process';
 import { DEFAULT_TIME_ZONE } from '../domain/time';
 import type { Database } from './schema';
 
+/** A stored policy over the defaults (every field the agency did not set is the default). */
+export function withDefaults(policy: Partial<Policy> | undefined): Policy {
+  return { ...DEFAULT_POLICY, ...(policy ?? {}) };
+}
+
 /** The agency's policy, or the defaults. */
 export async function agencyPolicy(db: Kysely<Database>, agencyId: string): Promise<Policy> {
-  const row = await db
-    .selectFrom('agency_policies')
-    .select('policy')
-    .where('agency_id', '=', agencyId)
-    .executeTakeFirst();
-  return { ...DEFAULT_POLICY, ...(row?.policy ?? {}) };
+  return withDefaults((await findAgencyPolicy(db, agencyId))?.policy);
 }
 
 /** The agency's IANA time zone: its dates are "today". */

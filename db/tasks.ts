@@ -85,7 +85,14 @@ export async function syncCaseTasks(
   input: { agencyId: string; caseId: string; counselorId: string; policy: Policy; waits: TaskSpec[]; ended: boolean },
 ): Promise<OpenedTask[]> {
   const opened: OpenedTask[] = [];
+  // One read of the case's tasks: a wait already open (or once closed) costs no insert and no director lookup.
+  const known = new Set(
+    (await db.selectFrom('tasks').select('task_key').where('case_id', '=', input.caseId).execute()).map(
+      (t) => t.task_key,
+    ),
+  );
   for (const wait of input.waits) {
+    if (known.has(wait.key)) continue;
     const assigneeId =
       wait.level !== undefined
         ? await coveringDirector(db, input.agencyId, input.policy, wait.level, input.counselorId)

@@ -3,11 +3,11 @@
  * when it next needs someone, whether it was escalated, and which rules hold it. Pure: the activity that writes
  * the read model calls it with the instant of the change.
  */
-import { type CaseProcessState, currentReferral } from './process';
-import { noticeDueDate } from './rules/deadlines';
+import { type CaseProcessState, currentReferral, nextFollowUp } from './process';
+import { clientTold, noticeDueDate } from './rules/deadlines';
 import { agencyToday, explain } from './rules/explain';
 import { RULES } from './rules/rule';
-import { DEFAULT_TIME_ZONE, addDays, localDate, startOfLocalDay } from './time';
+import { DEFAULT_TIME_ZONE, localDate, startOfLocalDay } from './time';
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
@@ -50,19 +50,17 @@ export function listFacts(state: CaseProcessState, at: { nowMs: number; stepSinc
     due.push(since + state.policy.reviewSlaHours * HOUR_MS);
   }
 
-  const told = state.conversation.heldOn !== null || state.conversation.precludedBy !== null;
   const noticeDue = noticeDueDate(state.facts.lastDay, state.policy);
-  if (noticeDue && !told) due.push(startOfLocalDay(noticeDue, timeZone));
+  if (noticeDue && !clientTold(state)) due.push(startOfLocalDay(noticeDue, timeZone));
 
   const referral = currentReferral(state);
   if (state.step === 'referral_handoff' && referral?.state === 'sent' && referral.sentAt) {
     due.push(Date.parse(referral.sentAt) + state.policy.referralSlaDays * DAY_MS);
   }
 
-  if (state.step === 'follow_up' && !state.followUp.engaged) {
-    const next = state.policy.followUpOffsetsDays[state.followUp.checks.length];
-    const closedOn = localDate(at.stepSinceMs, timeZone);
-    if (next !== undefined) due.push(startOfLocalDay(addDays(closedOn, next), timeZone));
+  if (state.step === 'follow_up') {
+    const next = nextFollowUp(state, localDate(at.stepSinceMs, timeZone));
+    if (next) due.push(startOfLocalDay(next.dueOn, timeZone));
   }
 
   const { blockers } = explain(state, agencyToday(state, at.nowMs));

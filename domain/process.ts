@@ -135,6 +135,25 @@ export function followUpPlan(policy: Policy, closedOn: string, carriedSuicideRis
     .map(([offsetDays, kind]) => ({ offsetDays, kind, dueOn: addDays(closedOn, offsetDays) }));
 }
 
+/**
+ * The next follow-up a closed case will make: from its schedule, or, for a case closed before the schedule was
+ * kept, from the policy's offsets counted from `closedOn` (when known). None once the client engaged.
+ */
+export function nextFollowUp(state: CaseProcessState, closedOn?: string): FollowUpPlan | undefined {
+  if (state.followUp.engaged) return undefined;
+  const plan =
+    state.followUp.schedule ??
+    (closedOn
+      ? state.policy.followUpOffsetsDays.map((offsetDays) => ({
+          offsetDays,
+          kind: 'follow_up' as const,
+          dueOn: addDays(closedOn, offsetDays),
+        }))
+      : []);
+  const done = state.followUp.checks.at(-1)?.offsetDays ?? 0;
+  return plan.find((p) => p.offsetDays > done);
+}
+
 export interface Escalation {
   kind: 'review_overdue' | 'notice_at_risk' | 'notice_missed' | 'referral_reroute_limit' | 'risk_client_declined';
   at: string;

@@ -1,5 +1,5 @@
 /** What a case waits for now, and what would stop it from closing, each by the rule that holds it. */
-import { type CaseProcessState, currentReferral } from '../process';
+import { type CaseProcessState, currentReferral, nextFollowUp } from '../process';
 import { DEFAULT_TIME_ZONE, localDate } from '../time';
 import { abandonmentBlockers } from './no-abandonment';
 import { isBlocker, releaseFor } from './consent-before-disclosure';
@@ -56,8 +56,7 @@ export function explain(state: CaseProcessState, today: string): { waitingFor: s
       waitingFor.push('the closure letter to be issued');
       break;
     case 'follow_up': {
-      const done = state.followUp.checks.at(-1)?.offsetDays ?? 0;
-      const next = state.followUp.schedule?.find((p) => p.offsetDays > done);
+      const next = nextFollowUp(state);
       waitingFor.push(
         next
           ? `the ${next.kind === 'follow_up' ? 'follow-up' : 'caring contact'} on ${next.dueOn}, unless the client engages with the new provider first`
