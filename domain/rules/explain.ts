@@ -60,7 +60,9 @@ export function explain(state: CaseProcessState, today: string): { waitingFor: s
       waitingFor.push(
         next
           ? `the ${next.kind === 'follow_up' ? 'follow-up' : 'caring contact'} on ${next.dueOn}, unless the client engages with the new provider first`
-          : 'the follow-up checks after closure',
+          : state.followUp.engaged
+            ? 'nothing more: the client has engaged with the new provider, and the case is closing'
+            : 'the follow-up checks after closure',
       );
       break;
     }
