@@ -168,6 +168,7 @@ export function createTransferActivities({ db, temporal, taskQueue, startConcurr
 
       let started = 0;
       let alreadyStarted = 0;
+      Context.current().heartbeat({ started, alreadyStarted });
       await inBatches(clients, startConcurrency, async (c) => {
         const caseId = transferCaseId(transfer.transfer_id, c.client_id);
         const receiver = byId.get(proposals.get(caseId) ?? '');

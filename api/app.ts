@@ -119,7 +119,8 @@ export function createApp(deps: AppDeps): express.Express {
   // Everything below needs a signed-in user.
   app.use(authenticate(db));
   app.use(rateLimit(deps.rateLimitPerMinute ?? 600));
-  app.post(['/v1/cases', '/v1/transfers'], idempotent(db));
+  // Starts, and actions on a case: a retried call with its Idempotency-Key gets the first answer, applied once.
+  app.post(['/v1/cases', '/v1/transfers', '/v1/cases/:caseId/*action'], idempotent(db));
   app.use(caseRoutes({ db, temporal, taskQueue }));
   app.use(listRoutes({ db }));
   app.use(userRoutes({ db }));

@@ -434,10 +434,13 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
       const handle = temporal.workflow.getHandle(caseWorkflowId(caseId));
       try {
         await route.before?.({ db, temporal, user, actor, row: owner, body, requestId: req.id });
+        // With an Idempotency-Key a retried action is the same action: Temporal answers a repeated update id once,
+        // and the case itself remembers the action id (across a lost answer, a restart, a continue-as-new).
+        const key = req.get('idempotency-key');
+        const actionId = key ? `${user.id}:${key}` : null;
         const snapshot = await handle.executeUpdate(route.update, {
-          // With an Idempotency-Key a retried action is the same update, answered once; without, each is new.
-          updateId: req.get('idempotency-key') ? `${user.id}:${req.get('idempotency-key')}` : randomUUID(),
-          args: [{ ...body, ...ids, actor, requestId: req.id }],
+          updateId: actionId ?? randomUUID(),
+          args: [{ ...body, ...ids, actor, requestId: req.id, actionId }],
         });
         res.json({ ...toViewFromSnapshot(snapshot), workflowId: caseWorkflowId(caseId) });
       } catch (error) {

@@ -323,4 +323,15 @@ export interface CaseInput {
   transferId?: string | null;
   openedBy: Actor;
   requestId: string | null;
+  /** Set when a run continues a case as new (its follow-up): the case as it stood, picked up where it was. */
+  resume?: CaseResume;
+}
+
+/** What a case carries into the run that continues it. */
+export interface CaseResume {
+  state: CaseProcessState;
+  /** The last audit event's sequence number: the next run's events follow on. */
+  eventSeq: number;
+  /** The newest action ids applied, so an action retried across the new run is still applied once. */
+  actionIds: string[];
 }

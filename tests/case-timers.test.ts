@@ -1,19 +1,25 @@
 import { randomUUID } from 'node:crypto';
-import type { WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { type DatabaseHandle, openDatabase } from '../db/database';
 import { clientRow, upsertReference } from '../db/reference';
 import { upsertUser } from '../db/users';
+import type { RiskFlag } from '../domain/process';
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import {
   type CaseInput,
+  REVIEW_ESCALATIONS_MAX,
+  approveSafetyPlanUpdate,
   caseSnapshotQuery,
   caseWorkflow,
   proposeReferralUpdate,
   recordConversationUpdate,
+  recordReferralResponseUpdate,
+  recordSafetyPlanUpdate,
   reviewDecisionUpdate,
+  scheduleFirstAppointmentUpdate,
 } from '../workflows';
 import { COUNSELOR, DIRECTOR, STAFF, saveHistory, today } from './support/cases';
 import { testContext } from './support/context';
@@ -60,7 +66,8 @@ const DAY = 24 * HOUR;
 
 async function start(
   overrides: Partial<CaseInput> = {},
-): Promise<{ handle: WorkflowHandle<typeof caseWorkflow>; caseId: string; agencyId: string }> {
+  riskFlags: RiskFlag[] = [],
+): Promise<{ handle: WorkflowHandleWithFirstExecutionRunId<typeof caseWorkflow>; caseId: string; agencyId: string }> {
   const caseId = randomUUID();
   const input: CaseInput = {
     caseId,
@@ -82,7 +89,7 @@ async function start(
       name: 'Sam Rivera',
       counselorId: COUNSELOR.id,
       active: true,
-      riskFlags: [],
+      riskFlags,
       contact: { channels: [{ channel: 'email', safe: true }], noContactAtHome: false, email: 'sam@client.example' },
       hasSubstanceUseRecords: false,
       needs: [],
@@ -233,4 +240,100 @@ test('when a relocating counselor’s client is not told in time, then the case 
   });
   expect(snapshot.state.conversation.informedInTime).toBe(false);
   await saveHistory(handle, 'notice-deadline');
+});
+
+/** How many events the run of a workflow (the newest, unless given) holds. */
+async function historyLength(workflowId: string, runId?: string): Promise<number> {
+  const history = await env.client.workflow.getHandle(workflowId, runId).fetchHistory();
+  return history.events?.length ?? 0;
+}
+
+test('when a review is left for months, then it escalates three times and the escalations stand; the history stays small', async () => {
+  const { handle, caseId } = await start({ lastDay: null, kind: 'termination', reason: 'goals_met' });
+  // 72-hour SLA: three months would have been thirty reminders, each a task for a director.
+  await env.sleep(90 * DAY);
+  await eventually(async () => (await raised(caseId)).length === REVIEW_ESCALATIONS_MAX);
+  await env.sleep(30 * DAY);
+  const escalations = await raised(caseId);
+  expect(escalations.map((t) => [t.kind, t.state])).toEqual(
+    Array.from({ length: REVIEW_ESCALATIONS_MAX }, () => ['escalation.review_overdue', 'open']),
+  );
+  expect(await historyLength(handle.workflowId)).toBeLessThan(100);
+  // The review still closes them all, four months on.
+  const snapshot = await handle.executeUpdate(reviewDecisionUpdate, { args: [approve] });
+  expect(snapshot.step).toBe('client_conversation');
+  await eventually(async () => (await raised(caseId)).every((t) => t.state === 'done'));
+  await saveHistory(handle, 'review-escalation-capped');
+});
+
+test('when a client who carried a suicide-risk flag is handed off, then a year of caring contacts runs in a fresh history and each one still comes', async () => {
+  const { handle, caseId } = await start({ lastDay: null, kind: 'referral', reason: 'outside_scope' }, [
+    'suicide_risk',
+  ]);
+  await handle.executeUpdate(recordSafetyPlanUpdate, {
+    args: [{ actor: COUNSELOR, requestId: null, documentRef: 'ehr://plan/1' }],
+  });
+  await handle.executeUpdate(approveSafetyPlanUpdate, { args: [{ actor: DIRECTOR, requestId: null }] });
+  await handle.executeUpdate(reviewDecisionUpdate, { args: [approve] });
+  await handle.executeUpdate(recordConversationUpdate, { args: [converse('accept_proposed')] });
+  await handle.executeUpdate(proposeReferralUpdate, {
+    args: [
+      {
+        actor: STAFF,
+        requestId: null,
+        candidates: [{ providerId: 'clin-a', name: 'Dr. A', external: false, contact: 'ext 101' }],
+      },
+    ],
+  });
+  const sent = await eventually(async () => {
+    const s = await handle.query(caseSnapshotQuery);
+    return s.state.referrals[0]?.state === 'sent' ? s.state.referrals[0] : undefined;
+  });
+  await handle.executeUpdate(recordReferralResponseUpdate, {
+    args: [{ actor: STAFF, requestId: null, referralId: sent.referralId, response: 'accepted' }],
+  });
+  await handle.executeUpdate(scheduleFirstAppointmentUpdate, {
+    args: [{ actor: STAFF, requestId: null, referralId: sent.referralId, scheduledFor: `${today(5)}T15:00:00Z` }],
+  });
+  // The letter goes out and the follow-up begins in a new run of the same workflow, carrying the case.
+  const continued = await eventually(async () => {
+    const described = await env.client.workflow.getHandle(handle.workflowId).describe();
+    return described.runId !== handle.firstExecutionRunId ? described : undefined;
+  });
+  expect(continued.status.name).toBe('RUNNING');
+  const first = await env.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId).describe();
+  expect(first.status.name).toBe('CONTINUED_AS_NEW');
+  const view = await handle.query(caseSnapshotQuery);
+  expect(view.step).toBe('follow_up');
+  expect(view.state.referrals[0]!.state).toBe('first_appointment_scheduled');
+  expect(view.state.followUp.schedule!.map((p) => p.offsetDays)).toEqual([7, 14, 30, 45, 90, 180, 365]);
+
+  const result = await handle.result();
+  expect(result).toEqual({ caseId, status: 'closed' });
+  expect((await raised(caseId)).map((t) => t.task_key)).toEqual([
+    `${caseId}:follow_up:7`,
+    `${caseId}:caring_contact:14`,
+    `${caseId}:follow_up:30`,
+    `${caseId}:caring_contact:45`,
+    `${caseId}:caring_contact:90`,
+    `${caseId}:caring_contact:180`,
+    `${caseId}:caring_contact:365`,
+  ]);
+  // The case's own events number on from one run to the next, with no gap and none twice.
+  const events = await database.db
+    .selectFrom('audit_events')
+    .select(['event_key', 'action'])
+    .where('event_key', 'like', `${caseId}:%`)
+    .orderBy('seq')
+    .execute();
+  // (Two records made in the same moment may commit in either order.)
+  const numbers = events
+    .flatMap((e) => /^[^:]+:(\d+):/.exec(e.event_key)?.[1] ?? [])
+    .map(Number)
+    .sort((a, b) => a - b);
+  expect(numbers).toEqual(Array.from({ length: numbers.length }, (_, i) => i + 1));
+  expect(events.map((e) => e.action)).toContain('follow_up.caring_contact_due');
+  expect(events.at(-1)!.action).toBe('case.step.done');
+  expect(await historyLength(handle.workflowId)).toBeLessThan(150);
+  await saveHistory(handle, 'follow-up-continued');
 });

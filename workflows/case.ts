@@ -4,6 +4,7 @@ import {
   CancellationScope,
   allHandlersFinished,
   condition,
+  continueAsNew,
   defineQuery,
   defineSignal,
   defineUpdate,
@@ -13,6 +14,7 @@ import {
   setHandler,
   upsertSearchAttributes,
   uuid4,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { UpdateDefinition } from '@temporalio/common';
 import type { Activities, TransitionInput } from '../activities';
@@ -60,11 +62,13 @@ const {
   issueClosureLetter,
   createTask,
 } = proxyActivities<Activities>({
-  startToCloseTimeout: '1 minute',
+  // Each is a few queries (the letter a page of PDF): a worker killed mid-activity is noticed, and its work taken
+  // up by another, within this time; retries stay close together so an outage's end is found within a minute.
+  startToCloseTimeout: '15 seconds',
   retry: {
     initialInterval: '1 second',
     backoffCoefficient: 2,
-    maximumInterval: '5 minutes',
+    maximumInterval: '1 minute',
     nonRetryableErrorTypes: NON_RETRYABLE_FAILURES,
   },
 });
@@ -90,6 +94,11 @@ export interface CaseSnapshot {
 export interface ActionBase {
   actor: Actor;
   requestId: string | null;
+  /**
+   * The caller's id for this action (the API sends its Idempotency-Key): the same action delivered twice, as a
+   * retried HTTP call after a timeout, is applied once and answered with the case as it then stands.
+   */
+  actionId?: string | null;
 }
 export type Action<T = object> = ActionBase & T;
 
@@ -160,6 +169,18 @@ export const FACTS_FROM_RECORD = 'facts-from-record';
  * with caring contacts for a client who carried a suicide-risk flag.
  */
 export const FOLLOW_UP_AS_CARE = 'follow-up-as-care';
+/** Marks the cap on review reminders: three escalations, after which the open ones stand until the review. */
+export const REVIEW_ESCALATION_CAP = 'review-escalation-cap';
+/**
+ * Marks follow-up in a fresh run: the months of follow-up and caring contacts continue as new, carrying the case,
+ * so a long case's history stays bounded (and continues as new again should signals grow it).
+ */
+export const FOLLOW_UP_CONTINUES_AS_NEW = 'follow-up-continues-as-new';
+
+/** How many review escalations a case raises before it lets the open ones stand. */
+export const REVIEW_ESCALATIONS_MAX = 3;
+/** How many action ids a case remembers (the newest), so a retried action is applied once. */
+const REMEMBERED_ACTIONS = 500;
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
@@ -203,7 +224,7 @@ function notFound(message: string): never {
 
 /** One client's termination or transfer, from decision review to follow-up. */
 export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
-  const state: CaseProcessState = {
+  const state: CaseProcessState = input.resume?.state ?? {
     facts: {
       caseId: input.caseId,
       agencyId: input.agencyId,
@@ -257,7 +278,11 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
   const candidateQueue: Candidate[] = [];
   /** Bumped on every change, so a waiting loop can wake on "anything happened". */
   let version = 0;
-  let eventSeq = 0;
+  let eventSeq = input.resume?.eventSeq ?? 0;
+  /** Action ids applied (in order, newest last) and those being applied now. */
+  const applied: string[] = [...(input.resume?.actionIds ?? [])];
+  const appliedSet = new Set(applied);
+  const applying = new Set<string>();
 
   /** The agency's date now, and the instant one of its days begins. */
   const today = (): string => agencyToday(state, Date.now());
@@ -330,21 +355,40 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     validate: (request: T) => void,
     handle: (request: T) => Promise<void>,
   ): void => {
+    const seen = (request: T): boolean =>
+      !!request.actionId && (appliedSet.has(request.actionId) || applying.has(request.actionId));
     setHandler(
       def,
       async (request: T) => {
-        if (state.status === 'opening') {
-          // Accepted while the case was still reading its record: checked once it has its facts.
-          await condition(() => state.status !== 'opening');
-          guard(() => validate(request));
+        const actionId = request.actionId;
+        if (actionId && seen(request)) {
+          // Delivered again (a retried call): answered with the case as it stands once the first has been applied.
+          await condition(() => !applying.has(actionId));
+          return snapshot();
         }
-        await handle(request);
+        if (actionId) applying.add(actionId);
+        try {
+          if (state.status === 'opening') {
+            // Accepted while the case was still reading its record: checked once it has its facts.
+            await condition(() => state.status !== 'opening');
+            guard(() => validate(request));
+          }
+          await handle(request);
+          if (actionId) {
+            applied.push(actionId);
+            appliedSet.add(actionId);
+            if (applied.length > REMEMBERED_ACTIONS) appliedSet.delete(applied.shift()!);
+          }
+        } finally {
+          if (actionId) applying.delete(actionId);
+        }
         return snapshot();
       },
       {
-        // Before the facts are read there is nothing to check them against; the handler checks after.
+        // Before the facts are read there is nothing to check them against; the handler checks after. An action
+        // already applied is not checked again: it is answered, not repeated.
         validator: (request: T) => {
-          if (state.status !== 'opening') guard(() => validate(request));
+          if (state.status !== 'opening' && !seen(request)) guard(() => validate(request));
         },
       },
     );
@@ -758,7 +802,9 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
 
   // ---- the process -------------------------------------------------------------------------
 
-  if (patched(FACTS_FROM_RECORD)) {
+  if (input.resume) {
+    // A case continued as new: its facts, policy and progress came with it; nothing is opened again.
+  } else if (patched(FACTS_FROM_RECORD)) {
     // The client's facts come from the agency's record, read as the case row is written (one activity).
     const opened = await openCaseFromRecord({
       caseId,
@@ -789,7 +835,7 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
       state,
     });
   }
-  if (input.proposedCandidates?.length) {
+  if (input.proposedCandidates?.length && !input.resume) {
     candidateQueue.push(...input.proposedCandidates);
     await record('referral.candidates_proposed', null, null, {
       after: { providers: input.proposedCandidates.map((c) => c.providerId) },
@@ -825,21 +871,36 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
   return { caseId, status: state.status };
 
   async function runSteps(): Promise<void> {
+    if (input.resume) {
+      await followUpFrom(state.followUp.schedule ?? [], true);
+      return closeCase();
+    }
     if (!(await decisionReview())) return;
     await clientConversation();
     await referralHandoff();
     await closureLetter();
     await followUp();
+    return closeCase();
+  }
+
+  async function closeCase(): Promise<void> {
     state.status = 'closed';
     await setStep('done');
   }
 
   async function decisionReview(): Promise<boolean> {
     let overdue = 0;
+    let capped: boolean | undefined;
     while (state.review.state !== 'approved' && state.review.state !== 'rejected') {
       if (state.review.state === 'sent_back') {
         await condition(() => state.review.state !== 'sent_back');
         overdue = 0;
+        continue;
+      }
+      // After the last reminder the open escalations stand in the directors' queues until the review happens: a case
+      // left for months keeps a bounded history instead of a reminder every SLA period.
+      if (overdue >= REVIEW_ESCALATIONS_MAX && (capped ??= patched(REVIEW_ESCALATION_CAP))) {
+        await condition(() => state.review.state !== 'awaiting_review');
         continue;
       }
       const reviewed = await condition(
@@ -1062,27 +1123,61 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
         }));
     if (asCare) state.followUp.schedule = plan;
     await setStep('follow_up');
-    for (const { offsetDays, kind, dueOn } of plan) {
-      const wait = asCare ? msUntil(dueOn) : Math.max(1, closedAt + offsetDays * DAY_MS - Date.now());
-      // Follow-up and caring contacts stop once the client has engaged with the new provider.
+    // The months of follow-up run in a fresh history that carries the case (the steps before it stay in this one).
+    if (asCare && plan.length > 0 && !state.followUp.engaged && patched(FOLLOW_UP_CONTINUES_AS_NEW)) {
+      return continueCase();
+    }
+    if (asCare) return followUpFrom(plan, false);
+    for (const { offsetDays, kind } of plan) {
+      const wait = Math.max(1, closedAt + offsetDays * DAY_MS - Date.now());
       await condition(() => state.followUp.engaged, wait);
       if (state.followUp.engaged) break;
-      state.followUp.checks.push({ offsetDays, engaged: false });
-      await createTask({
-        taskKey: `${caseId}:${kind}:${offsetDays}`,
-        caseId,
-        kind: kind === 'follow_up' ? 'outreach.follow_up' : 'outreach.caring_contact',
-        assigneeRole: 'counselor',
-        assigneeId: state.facts.counselorId,
-        detail:
-          kind === 'follow_up'
-            ? `${offsetDays}-day follow-up: the client has not engaged with the new provider; reach out`
-            : `caring contact, ${offsetDays} days after closing: a brief note that you are thinking of them`,
-      });
-      await record(kind === 'follow_up' ? 'follow_up.not_engaged' : 'follow_up.caring_contact_due', null, null, {
-        after: { offsetDays },
-      });
+      await followUpDue(offsetDays, kind);
     }
     if (state.followUp.engaged) await record('follow_up.engaged', null, null);
+  }
+
+  /**
+   * The follow-ups still due, each on its agency day. In a continued run (`fresh`), a history grown long (by record
+   * changes, say) continues as new again between two of them.
+   */
+  async function followUpFrom(plan: FollowUpPlan[], fresh: boolean): Promise<void> {
+    // Each check made is one entry of the plan, in order: what remains is the rest.
+    for (const { offsetDays, kind, dueOn } of plan.slice(state.followUp.checks.length)) {
+      // Follow-up and caring contacts stop once the client has engaged with the new provider.
+      await condition(() => state.followUp.engaged || (fresh && workflowInfo().continueAsNewSuggested), msUntil(dueOn));
+      if (!state.followUp.engaged && fresh && workflowInfo().continueAsNewSuggested) return continueCase();
+      if (state.followUp.engaged) break;
+      await followUpDue(offsetDays, kind);
+    }
+    if (state.followUp.engaged) await record('follow_up.engaged', null, null);
+  }
+
+  async function followUpDue(offsetDays: number, kind: FollowUpPlan['kind']): Promise<void> {
+    state.followUp.checks.push({ offsetDays, engaged: false });
+    await createTask({
+      taskKey: `${caseId}:${kind}:${offsetDays}`,
+      caseId,
+      kind: kind === 'follow_up' ? 'outreach.follow_up' : 'outreach.caring_contact',
+      assigneeRole: 'counselor',
+      assigneeId: state.facts.counselorId,
+      detail:
+        kind === 'follow_up'
+          ? `${offsetDays}-day follow-up: the client has not engaged with the new provider; reach out`
+          : `caring contact, ${offsetDays} days after closing: a brief note that you are thinking of them`,
+    });
+    await record(kind === 'follow_up' ? 'follow_up.not_engaged' : 'follow_up.caring_contact_due', null, null, {
+      after: { offsetDays },
+    });
+  }
+
+  /** Continues the case as new once every action in flight has been answered. */
+  async function continueCase(): Promise<never> {
+    await condition(allHandlersFinished);
+    const { resume: _previous, ...rest } = input;
+    return continueAsNew<typeof caseWorkflow>({
+      ...rest,
+      resume: { state, eventSeq, actionIds: applied.slice(-REMEMBERED_ACTIONS) },
+    });
   }
 }

@@ -19,7 +19,8 @@ import { addDays } from '../domain/time';
 const { openTransferPage, cancelTransferPage, setTransferStatus } = proxyActivities<Activities>({
   // A page starts up to a few hundred workflows; heartbeats show it is alive.
   startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '1 minute',
+  // A page heartbeats after every case it starts: a killed worker's page is taken up again within seconds.
+  heartbeatTimeout: '10 seconds',
   retry: {
     initialInterval: '1 second',
     backoffCoefficient: 2,

@@ -4,7 +4,7 @@ import type { Activities } from '../activities';
 const { deliverOutboxBatch } = proxyActivities<Activities>({
   // A batch sends at most a few dozen messages; the rows' own lease (not this timeout) decides when another
   // sender may take over a message this one was sending.
-  startToCloseTimeout: '2 minutes',
+  startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 
