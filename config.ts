@@ -37,6 +37,8 @@ const schema = z.object({
   /** The bearer token Prometheus scrapes /metrics with (16+ characters); unset: /metrics is off. */
   METRICS_TOKEN: z.string().min(16).optional(),
   MAIL_CATCHER_PORT: z.coerce.number().int().min(0).max(65535).default(1025),
+  /** A workflow bundle made ahead of time (bundleWorkflowCode); unset: the worker bundles at start (seconds). */
+  WORKFLOW_BUNDLE: optionalString,
 });
 
 export type Config = Readonly<z.infer<typeof schema>>;

@@ -62,6 +62,8 @@ export async function freePort(): Promise<number> {
 export interface RunningPostgres {
   url: string;
   stop: () => Promise<void>;
+  /** Starts it again after stop(), on the same data. */
+  restart: () => Promise<void>;
 }
 
 /**
@@ -100,6 +102,7 @@ export async function startEmbeddedPostgres(options: {
   return {
     url: `postgres://postgres:postgres@127.0.0.1:${options.port}/${options.database}`,
     stop: () => server.stop(),
+    restart: () => server.start(),
   };
 }
 
@@ -132,6 +135,8 @@ export interface RunningTemporal {
   address: string;
   uiUrl: string | undefined;
   stop: () => Promise<void>;
+  /** Sends the server a signal and waits until it has exited (for fault tests). */
+  kill?: (signal: NodeJS.Signals) => Promise<void>;
 }
 
 /**
@@ -217,5 +222,10 @@ export async function startTemporalDevServer(options: {
       : '';
     throw new Error(`${(error as Error).message}\n${tail}`);
   }
-  return { address, uiUrl: options.uiPort ? `http://127.0.0.1:${options.uiPort}` : undefined, stop };
+  const kill = async (signal: NodeJS.Signals) => {
+    if (exitReason) return;
+    child.kill(signal);
+    await exited;
+  };
+  return { address, uiUrl: options.uiPort ? `http://127.0.0.1:${options.uiPort}` : undefined, stop, kill };
 }

@@ -96,7 +96,11 @@ export async function startWorker(
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    workflowsPath: require.resolve('../workflows'),
+    ...(config.WORKFLOW_BUNDLE
+      ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE } }
+      : { workflowsPath: require.resolve('../workflows') }),
+    // On SIGTERM the activities in flight get this long to finish (each is seconds); what is left is retried.
+    shutdownGraceTime: '10 seconds',
     activities: createActivities({
       db: database.db,
       temporal: temporal.client,
