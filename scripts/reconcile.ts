@@ -14,7 +14,7 @@ async function main(argv: string[]): Promise<number> {
   const json = argv.includes('--json');
   const settleAt = argv.indexOf('--settle-minutes');
   const settleMinutes = settleAt >= 0 ? Number(argv[settleAt + 1]) : undefined;
-  const known = new Set(['--json', '--settle-minutes', argv[settleAt + 1]]);
+  const known = new Set(['--json', ...(settleAt >= 0 ? ['--settle-minutes', argv[settleAt + 1]] : [])]);
   if (argv.some((a) => !known.has(a)) || (settleMinutes !== undefined && !(settleMinutes >= 0))) {
     process.stderr.write(USAGE);
     return 2;
