@@ -23,6 +23,7 @@ const schema = z.object({
   /** Where the audit chain's head is written out of the database; unset: DATA_DIR/audit-anchors.ndjson. */
   AUDIT_ANCHOR_FILE: optionalString,
   AUDIT_ANCHOR_INTERVAL_SECONDS: z.coerce.number().int().min(5).default(300),
+  RECONCILE_INTERVAL_MINUTES: z.coerce.number().int().min(1).max(10_080).default(60),
   EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(5433),
   TEMPORAL_DEV_PORT: z.coerce.number().int().min(1).max(65535).default(7233),
   TEMPORAL_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8233),

@@ -4,6 +4,7 @@ import type { SendMailOptions } from 'nodemailer';
 import { appendAuditEvent } from '../db/audit';
 import { clientFacts } from '../db/clients';
 import {
+  DELIVERY_DEFAULTS,
   type OutboxRow,
   type StaffEmailPayload,
   claimDueMessages,
@@ -96,10 +97,10 @@ function shortError(error: unknown): string {
  * at once when no retry can help, the message is dead and a task asks staff to deliver it another way.
  */
 export function createSender(db: Kysely<Database>, options: DeliveryOptions) {
-  const maxAttempts = options.maxAttempts ?? 6;
-  const leaseMs = options.leaseMs ?? 5 * 60_000;
+  const maxAttempts = options.maxAttempts ?? DELIVERY_DEFAULTS.maxAttempts;
+  const leaseMs = options.leaseMs ?? DELIVERY_DEFAULTS.leaseMs;
   const batchSize = options.batchSize ?? 10;
-  const backoffMs = options.backoffMs ?? 30_000;
+  const backoffMs = options.backoffMs ?? DELIVERY_DEFAULTS.backoffMs;
   const digestHour = options.digestHour === undefined ? 7 : options.digestHour;
   const publicUrl = options.publicUrl.replace(/\/$/, '');
 

@@ -29,6 +29,7 @@ import { DEFAULT_LOCALE, DEFAULT_TIME_ZONE, localDate } from '../domain/time';
 import { type DeliveryOptions, NO_DELIVERY, createDeliveryActivities } from './delivery';
 import { nonRetryableDataErrors } from './failures';
 import { renderLetterHtml, renderLetterPdf } from './letter';
+import { createReconcileActivities } from './reconcile';
 import { createTransferActivities } from './transfer';
 
 export interface ActivityDeps {
@@ -38,6 +39,8 @@ export interface ActivityDeps {
   taskQueue?: string;
   /** The outbox sender's SMTP client and addresses; without it, emails fail and become tasks. */
   delivery?: DeliveryOptions;
+  /** Where the audit anchors are, for the reconcile's chain check. */
+  auditAnchorFile?: string;
 }
 
 export interface OpenCaseInput {
@@ -185,7 +188,13 @@ function consentOf(row: Selectable<ConsentsTable>): Consent {
  * Activities get their dependencies here, so the worker wires real ones and tests pass a real database.
  * Data PostgreSQL refuses fails at once (non-retryable, without the data in the message), never retries forever.
  */
-export function createActivities({ db, temporal, taskQueue = 'handoff', delivery = NO_DELIVERY }: ActivityDeps) {
+export function createActivities({
+  db,
+  temporal,
+  taskQueue = 'handoff',
+  delivery = NO_DELIVERY,
+  auditAnchorFile,
+}: ActivityDeps) {
   const policyOf = (agencyId: string): Promise<Policy> => agencyPolicy(db, agencyId);
 
   /** Opens the tasks for what the case now waits on, and closes those it no longer waits on. */
@@ -203,6 +212,7 @@ export function createActivities({ db, temporal, taskQueue = 'handoff', delivery
   return nonRetryableDataErrors({
     ...createTransferActivities({ db, temporal, taskQueue }),
     ...createDeliveryActivities(db, delivery, origin),
+    ...createReconcileActivities({ db, temporal, auditAnchorFile }),
 
     /** The agency's policy, or the defaults; copied into the case so a running case never changes under it. */
     async loadPolicy({ agencyId }: { agencyId: string }): Promise<Policy> {

@@ -12,7 +12,7 @@ import { addRiskFlag, clientFacts } from '../db/clients';
 import { agencyTimeZone } from '../db/policies';
 import type { CaseRow, Database } from '../db/schema';
 import type { User } from '../db/users';
-import { type Actor, caseWorkflowId } from '../domain/case';
+import { type Actor, STALE_RESERVATION_MS, caseWorkflowId } from '../domain/case';
 import { PERMISSIONS, type Permission, canSeeCase } from '../domain/roles';
 import { agencyToday, explain } from '../domain/rules/explain';
 import { checkOutreachChannel } from '../domain/rules/safe-contact';
@@ -261,9 +261,6 @@ function opening(caseId: string): s.CaseView {
     blockers: [],
   };
 }
-
-/** How old an `opening` reservation may be before a start that never reached Temporal is given up. */
-const STALE_RESERVATION_MS = 2 * 60_000;
 
 /** The routes of one case's life: start, read, every human action, the letter. */
 export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router {

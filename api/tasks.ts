@@ -111,7 +111,7 @@ export function taskRoutes({ db }: { db: Kysely<Database> }): Router {
         createdAt: t.created_at.toISOString(),
         closedAt: t.done_at?.toISOString() ?? null,
         closedBy: t.closed_by,
-        case: `/v1/cases/${t.case_id}`,
+        case: t.case_id ? `/v1/cases/${t.case_id}` : null,
       })),
       next:
         rows.length > query.limit && last

@@ -8,6 +8,22 @@ import type { Database, OutboxTable } from './schema';
 
 export type OutboxRow = Selectable<OutboxTable>;
 
+/** The sender's retry policy unless told otherwise (activities/delivery.ts). */
+export const DELIVERY_DEFAULTS = { maxAttempts: 6, leaseMs: 5 * 60_000, backoffMs: 30_000 } as const;
+
+/**
+ * How long a message may stay undelivered while the sender still works on it: every attempt's lease plus every
+ * backoff between attempts (doubling, at most an hour). Older than that and neither delivered nor dead-lettered,
+ * something is wrong (no sender runs, or a row escaped it).
+ */
+export function outboxRetryWindowMs(policy: { maxAttempts: number; leaseMs: number; backoffMs: number }): number {
+  let window = policy.maxAttempts * policy.leaseMs;
+  for (let attempt = 1; attempt < policy.maxAttempts; attempt++) {
+    window += Math.min(3_600_000, policy.backoffMs * 2 ** (attempt - 1));
+  }
+  return window;
+}
+
 /** What any `staff_email` row carries; the sender delivers it as it is. */
 export interface StaffEmailPayload {
   /** The user id; the address is the user's `email` when the message is sent. */
@@ -217,9 +233,8 @@ export async function enqueueDailyDigests(
     if (sent) continue;
     const open = await db
       .selectFrom('tasks')
-      .innerJoin('cases', 'cases.case_id', 'tasks.case_id')
       .select((eb) => [eb.fn.countAll<string>().as('all'), eb.fn.count<string>('tasks.assignee_id').as('mine')])
-      .where('cases.agency_id', '=', user.agency_id)
+      .where('tasks.agency_id', '=', user.agency_id)
       .where('tasks.done_at', 'is', null)
       .where((eb) =>
         eb.or([

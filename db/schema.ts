@@ -110,8 +110,10 @@ export type LetterDelivery = 'queued' | 'batched_for_mail' | 'sent' | 'failed' |
 export interface TasksTable {
   task_key: string;
   task_id: Generated<string>;
-  agency_id: string;
-  case_id: string;
+  /** null: an operator's task, about no one agency (see the reconcile). */
+  agency_id: string | null;
+  /** null: a task about an agency rather than one case (a reconcile drift report). */
+  case_id: string | null;
   kind: string;
   assignee_role: string;
   assignee_id: string | null;

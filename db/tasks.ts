@@ -14,7 +14,8 @@ export async function notifyAssignee(
   task: {
     taskId: string;
     agencyId: string;
-    caseId: string;
+    /** null: a task about the agency, not one case (a reconcile drift report). */
+    caseId: string | null;
     assigneeId: string;
     dueAt: Date | null;
     escalated: boolean;
@@ -35,8 +36,10 @@ export async function notifyAssignee(
     caseId: task.caseId,
     toUserId: task.assigneeId,
     subject: task.escalated ? 'handoff: a case was escalated to you' : 'handoff: a task is waiting for you',
-    text: `${task.escalated ? 'A case was escalated to you' : 'A task on a case is assigned to you'}${due}. Open the case in handoff to see what it needs.`,
-    caseLink: `/v1/cases/${task.caseId}`,
+    text: task.caseId
+      ? `${task.escalated ? 'A case was escalated to you' : 'A task on a case is assigned to you'}${due}. Open the case in handoff to see what it needs.`
+      : `A task is assigned to you${due}. Open your queue in handoff to see what it needs.`,
+    caseLink: task.caseId ? `/v1/cases/${task.caseId}` : '/v1/tasks',
   });
 }
 
@@ -173,7 +176,8 @@ export async function listTasks(db: Kysely<Database>, q: TaskQuery) {
   const overdue = sql<boolean>`(t.due_at is not null and t.due_at < ${q.now})`;
   let query = db
     .selectFrom('tasks as t')
-    .innerJoin('cases as c', 'c.case_id', 't.case_id')
+    // A task about the agency (a reconcile drift report) has no case.
+    .leftJoin('cases as c', 'c.case_id', 't.case_id')
     .select([
       't.task_id',
       't.case_id',
@@ -222,7 +226,7 @@ export async function listTasks(db: Kysely<Database>, q: TaskQuery) {
 export async function findTask(db: Kysely<Database>, agencyId: string, taskId: string) {
   return db
     .selectFrom('tasks as t')
-    .innerJoin('cases as c', 'c.case_id', 't.case_id')
+    .leftJoin('cases as c', 'c.case_id', 't.case_id')
     .selectAll('t')
     .select('c.counselor_id')
     .where('t.agency_id', '=', agencyId)
@@ -260,4 +264,80 @@ export async function completeTask(
     .where('state', '=', 'open')
     .executeTakeFirst();
   return (result.numUpdatedRows ?? 0n) > 0n;
+}
+
+/** The kind of a reconcile's drift report in a queue. */
+export const DRIFT_TASK_KIND = 'reconcile.drift';
+
+export interface DriftTaskSpec {
+  /** Stable while the same drift persists, so a run that finds it again opens nothing. */
+  key: string;
+  /** null: the operator's queue (the admin role, no agency). */
+  agencyId: string | null;
+  assigneeRole: Role;
+  detail: string;
+}
+
+/**
+ * Opens a task for each drift report not open yet and closes the open ones whose drift is gone (or changed: its
+ * successor has its own key), in one transaction. Answers how many it opened and closed.
+ */
+export async function syncDriftTasks(
+  db: Kysely<Database>,
+  specs: DriftTaskSpec[],
+  now: Date,
+): Promise<{ opened: number; closed: number }> {
+  return db.transaction().execute(async (trx) => {
+    let opened = 0;
+    for (const spec of specs) {
+      const row = await trx
+        .insertInto('tasks')
+        .values({
+          task_key: spec.key,
+          agency_id: spec.agencyId,
+          case_id: null,
+          kind: DRIFT_TASK_KIND,
+          assignee_role: spec.assigneeRole,
+          assignee_id: null,
+          detail: spec.detail,
+          due_at: now,
+        })
+        // The same drift back after it was gone opens its task again; while it persists, nothing changes.
+        .onConflict((oc) =>
+          oc
+            .column('task_key')
+            .doUpdateSet({
+              state: 'open',
+              done_at: null,
+              closed_by: null,
+              closed_reason: null,
+              due_at: now,
+              updated_at: now,
+            })
+            .where('tasks.state', '!=', 'open'),
+        )
+        .returning('task_id')
+        .executeTakeFirst();
+      if (row) opened++;
+    }
+    let close = trx
+      .updateTable('tasks')
+      .set({
+        state: 'done',
+        done_at: now,
+        closed_by: 'system',
+        closed_reason: 'the reconcile no longer finds this drift',
+        updated_at: now,
+      })
+      .where('kind', '=', DRIFT_TASK_KIND)
+      .where('state', '=', 'open');
+    if (specs.length)
+      close = close.where(
+        'task_key',
+        'not in',
+        specs.map((s) => s.key),
+      );
+    const closed = await close.executeTakeFirst();
+    return { opened, closed: Number(closed.numUpdatedRows ?? 0n) };
+  });
 }

@@ -34,3 +34,9 @@ export type CaseStatus = (typeof CASE_STATUSES)[number];
 export function caseWorkflowId(caseId: string): string {
   return `case-${caseId}`;
 }
+
+/**
+ * How old an `opening` reservation may be before a start that never reached Temporal is given up (the API),
+ * and before the reconcile counts it as drift.
+ */
+export const STALE_RESERVATION_MS = 2 * 60_000;

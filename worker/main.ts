@@ -1,5 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Connection } from '@temporalio/client';
+import {
+  type Client,
+  Connection,
+  ScheduleAlreadyRunning,
+  type ScheduleHandle,
+  ScheduleOverlapPolicy,
+} from '@temporalio/client';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
 import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import { WorkflowIdConflictPolicy } from '@temporalio/common';
@@ -11,7 +17,9 @@ import { writeAnchor } from '../db/anchors';
 import { openDatabase } from '../db/database';
 import { createLogger } from '../logger';
 import { openTemporalClient } from '../temporal';
+import type { ReconcileOptions } from '../domain/reconcile';
 import { outboxSenderWorkflow } from '../workflows/outbox-sender';
+import { reconcileWorkflow } from '../workflows/reconcile';
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 
 export interface RunningWorker {
@@ -60,6 +68,35 @@ export async function ensureSearchAttributes(address: string, namespace: string,
   }
 }
 
+/**
+ * The reconcile's schedule, `reconcile-<queue>`: created when missing, else brought to the configured interval and
+ * queue. Idempotent, so every worker of a deployment calls it at start; a run still going when the next is due
+ * makes that one skip.
+ */
+export async function ensureReconcileSchedule(
+  client: Client,
+  options: { taskQueue: string; everyMinutes: number; args?: ReconcileOptions },
+): Promise<ScheduleHandle> {
+  const scheduleId = `reconcile-${options.taskQueue}`;
+  const spec = { intervals: [{ every: `${options.everyMinutes} minutes` }] };
+  const action = {
+    type: 'startWorkflow' as const,
+    workflowType: reconcileWorkflow,
+    workflowId: `${scheduleId}-run`,
+    taskQueue: options.taskQueue,
+    args: [options.args ?? {}] as [ReconcileOptions],
+  };
+  const policies = { overlap: ScheduleOverlapPolicy.SKIP };
+  try {
+    return await client.schedule.create({ scheduleId, spec, action, policies });
+  } catch (error) {
+    if (!(error instanceof ScheduleAlreadyRunning)) throw error;
+    const handle = client.schedule.getHandle(scheduleId);
+    await handle.update((previous) => ({ ...previous, spec, action, policies: { ...previous.policies, ...policies } }));
+    return handle;
+  }
+}
+
 let runtimeInstalled = false;
 
 /** Polls the task queue with the case workflows and their activities until stop(). */
@@ -92,6 +129,7 @@ export async function startWorker(
       })
     : null;
   if (!mailer) logger.warn('SMTP_URL is unset: emails will fail, and each becomes a task for staff');
+  const anchorFile = auditAnchorFile(config);
   const worker = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -106,6 +144,7 @@ export async function startWorker(
       temporal: temporal.client,
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       delivery: { mailer, from: config.MAIL_FROM, publicUrl: publicUrl(config), digestHour: config.DIGEST_HOUR },
+      auditAnchorFile: anchorFile,
     }),
   });
   // One sender per deployment (task queue): a second worker finds it running and leaves it be.
@@ -115,8 +154,16 @@ export async function startWorker(
     args: [{ intervalMs: config.OUTBOX_POLL_SECONDS * 1000 }],
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
   });
+  // Temporal and PostgreSQL compared on a schedule; drift becomes a task for staff (activities/reconcile.ts).
+  try {
+    await ensureReconcileSchedule(temporal.client, {
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      everyMinutes: config.RECONCILE_INTERVAL_MINUTES,
+    });
+  } catch (error) {
+    logger.warn({ err: (error as Error).message }, 'could not create the reconcile schedule; run `npm run reconcile`');
+  }
   // The audit chain's head goes out of the database on a timer, so a rewrite of the chain is caught.
-  const anchorFile = auditAnchorFile(config);
   const anchoring = setInterval(() => {
     writeAnchor(database.db, anchorFile).catch((error: unknown) =>
       logger.warn({ err: (error as Error).message }, 'could not write the audit anchor'),

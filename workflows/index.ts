@@ -1,3 +1,4 @@
 export * from './case';
 export * from './caseload-transfer';
 export * from './outbox-sender';
+export * from './reconcile';

@@ -8,6 +8,7 @@ import * as tenancy from './2026-11-22T050000_tenancy';
 import * as caseLists from './2026-11-22T060000_case_lists';
 import * as workQueue from './2026-11-22T070000_work_queue';
 import * as delivery from './2026-11-22T080000_delivery';
+import * as operatorTasks from './2026-11-22T090000_operator_tasks';
 
 /** Every migration, by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '2026-11-22T060000_case_lists': caseLists,
   '2026-11-22T070000_work_queue': workQueue,
   '2026-11-22T080000_delivery': delivery,
+  '2026-11-22T090000_operator_tasks': operatorTasks,
 };

@@ -146,20 +146,30 @@ export async function withApp(
 /**
  * A real stack for one test file: the suite's PostgreSQL and Temporal, a worker on its own
  * task queue running the bundled workflows with real activities, and the API listening on a free port.
+ * With a database and namespace of its own (`isolatedServices`), what it does is all a reconcile sees.
  */
-export async function startStack(): Promise<TestStack> {
+export async function startStack(
+  options: { databaseUrl?: string; namespace?: string; auditAnchorFile?: string } = {},
+): Promise<TestStack> {
   quietRuntime();
   const context = testContext();
   const taskQueue = `test-${randomUUID()}`;
-  const database = openDatabase(context.databaseUrl);
-  const temporal = openTemporalClient(context.temporalAddress, 'default');
+  const namespace = options.namespace ?? 'default';
+  const database = openDatabase(options.databaseUrl ?? context.databaseUrl);
+  const temporal = openTemporalClient(context.temporalAddress, namespace);
   const nativeConnection = await NativeConnection.connect({ address: context.temporalAddress });
   const createWorker = () =>
     Worker.create({
       connection: nativeConnection,
+      namespace,
       taskQueue,
       workflowBundle: { codePath: context.workflowBundlePath },
-      activities: createActivities({ db: database.db, temporal: temporal.client, taskQueue }),
+      activities: createActivities({
+        db: database.db,
+        temporal: temporal.client,
+        taskQueue,
+        ...(options.auditAnchorFile ? { auditAnchorFile: options.auditAnchorFile } : {}),
+      }),
     });
   let worker = await createWorker();
   let running = worker.run();
