@@ -80,8 +80,6 @@ export async function freePort(): Promise<number> {
 export interface RunningPostgres {
   url: string;
   stop: () => Promise<void>;
-  /** Starts it again after stop(), on the same data. */
-  restart: () => Promise<void>;
 }
 
 /**
@@ -120,7 +118,6 @@ export async function startEmbeddedPostgres(options: {
   return {
     url: `postgres://postgres:postgres@127.0.0.1:${options.port}/${options.database}`,
     stop: () => server.stop(),
-    restart: () => server.start(),
   };
 }
 

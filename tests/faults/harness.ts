@@ -8,14 +8,7 @@ import { SMTPServer } from 'smtp-server';
 import { type Db, type DatabaseHandle, openDatabase } from '../../db/database';
 import { migrateToLatest } from '../../db/migrate';
 import { createToken, upsertUser } from '../../db/users';
-import {
-  type RunningPostgres,
-  type RunningTemporal,
-  findTemporalTool,
-  freePort,
-  startEmbeddedPostgres,
-  startTemporalDevServer,
-} from '../../scripts/dev-services';
+import { type RunningTemporal, findTemporalTool, freePort, startTemporalDevServer } from '../../scripts/dev-services';
 import { TEST_DIR, testContext } from '../support/context';
 import { type ApiResponse, send } from '../support/stack';
 
@@ -61,6 +54,7 @@ function managed(
   logFile: string,
   ready: (logSinceStart: string) => Promise<boolean>,
   crashes: string[],
+  args: string[] = [],
 ): ManagedProcess {
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
@@ -72,7 +66,7 @@ function managed(
       meant = false;
       const offset = existsSync(logFile) ? statSync(logFile).size : 0;
       const fd = openSync(logFile, 'a');
-      const proc = spawn(TSX, [script], { cwd: ROOT, env, stdio: ['ignore', fd, fd] });
+      const proc = spawn(TSX, [script, ...args], { cwd: ROOT, env, stdio: ['ignore', fd, fd] });
       closeSync(fd);
       child = proc;
       exited = new Promise((done) =>
@@ -116,13 +110,19 @@ export async function startFaultStack(name: string): Promise<FaultStack> {
   const stops: (() => Promise<void>)[] = [];
 
   const pgPort = await freePort();
-  const pg: RunningPostgres = await startEmbeddedPostgres({
-    dataDir: join(dir, 'postgres'),
-    port: pgPort,
-    database: 'handoff',
-  });
-  stops.push(() => pg.stop().catch(() => undefined));
-  const database: DatabaseHandle = openDatabase(pg.url, { onPoolError: () => undefined });
+  const pg = managed(
+    'postgres',
+    'tests/faults/postgres-process.ts',
+    { PATH: process.env.PATH, HOME: process.env.HOME },
+    join(dir, 'postgres.log'),
+    async (since) => since.includes('ready'),
+    crashes,
+    [join(dir, 'postgres'), String(pgPort)],
+  );
+  await pg.start();
+  stops.push(() => pg.kill('SIGTERM'));
+  const pgUrl = `postgres://postgres:postgres@127.0.0.1:${pgPort}/handoff`;
+  const database: DatabaseHandle = openDatabase(pgUrl, { onPoolError: () => undefined });
   stops.push(() => database.close());
   await migrateToLatest(database.db);
 
@@ -164,7 +164,7 @@ export async function startFaultStack(name: string): Promise<FaultStack> {
     HOME: process.env.HOME,
     NODE_ENV: 'test',
     LOG_LEVEL: 'warn',
-    DATABASE_URL: pg.url,
+    DATABASE_URL: pgUrl,
     TEMPORAL_ADDRESS: temporal.address,
     TEMPORAL_TASK_QUEUE: taskQueue,
     HOST: '127.0.0.1',
@@ -227,8 +227,8 @@ export async function startFaultStack(name: string): Promise<FaultStack> {
       },
     },
     postgres: {
-      stop: () => pg.stop(),
-      start: () => pg.restart(),
+      stop: () => pg.kill('SIGTERM'),
+      start: () => pg.start(),
       async terminateConnections() {
         const { rows } = await sql<{ n: string }>`
           select count(*) filter (where pg_terminate_backend(pid)) as n from pg_stat_activity

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { Client, Connection } from '@temporalio/client';
+import { reconcile } from '../../activities/reconcile';
 import { verifyChain } from '../../db/audit';
 import type { FaultStack } from './harness';
 
@@ -14,6 +15,8 @@ export interface ScenarioReport {
   duplicated: number;
   duplicateEvents: number;
   chainVerified: boolean;
+  /** What `npm run reconcile` finds drifting across the whole deployment (kinds of drift, by name). */
+  drift: string[];
   crashes: number;
   faults: number;
   recoverSeconds: number | null;
@@ -43,8 +46,12 @@ export async function transferInvariants(
   );
   const connection = await Connection.connect({ address: stack.temporalAddress });
   let workflows = 0;
+  let drift: string[] = [];
   try {
     const client = new Client({ connection });
+    // Nothing is left to settle: the scenario is over, so every row and workflow is compared.
+    const report = await reconcile({ db, temporal: client }, { settleMs: 0 });
+    drift = report.drifts.map((d) => `${d.check} ${d.subject}: ${d.detail}`);
     const ids = new Set(rows.map((r) => `case-${r.case_id}`));
     for await (const wf of client.workflow.list({ query: `WorkflowType = 'caseWorkflow'` })) {
       if (ids.has(wf.workflowId) && wf.status.name !== 'CONTINUED_AS_NEW') workflows++;
@@ -62,5 +69,6 @@ export async function transferInvariants(
     duplicated,
     duplicateEvents: Number(twice[0]!.n),
     chainVerified: chain.ok,
+    drift,
   };
 }
