@@ -24,6 +24,7 @@ import { requireRoles, userOf } from './auth';
 import { tellOpenCases } from './client-facts';
 import { deniedRead, recordDeniedRead } from './denied';
 import { actorOf, parse } from './http';
+import { IDEMPOTENCY_KEY_PATTERN } from './idempotency';
 import { problem } from './problem';
 import * as s from './schemas';
 
@@ -427,6 +428,10 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
       requireRoles(user, PERMISSIONS[route.permission], `${route.path.replace(/\/:\w+/g, '')} on a case`);
       const params = parse(route.params, req.params, 'path');
       const { caseId, ...ids } = params;
+      const key = req.get('idempotency-key');
+      if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
+        throw problem(400, 'Idempotency-Key must be 1-200 visible ASCII characters', { type: '/problems/validation' });
+      }
       // The object first: a case the caller may not see does not exist for them, whatever they sent.
       const owner = await caseInScope(req, user, caseId, 'case');
       const body = parse(route.body, req.body, 'body') as object;
@@ -436,7 +441,7 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
         await route.before?.({ db, temporal, user, actor, row: owner, body, requestId: req.id });
         const snapshot = await handle.executeUpdate(route.update, {
           // With an Idempotency-Key a retried action is the same update, answered once; without, each is new.
-          updateId: req.get('idempotency-key') ? `${user.id}:${req.get('idempotency-key')}` : randomUUID(),
+          updateId: key ? `${user.id}:${key}` : randomUUID(),
           args: [{ ...body, ...ids, actor, requestId: req.id }],
         });
         res.json({ ...toViewFromSnapshot(snapshot), workflowId: caseWorkflowId(caseId) });
