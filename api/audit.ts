@@ -145,8 +145,9 @@ export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFi
       }),
     );
     res.set('X-Audit-Manifest', JSON.stringify(manifest)); // ids only: the filter schema keeps it ASCII
-    res.type(format === 'csv' ? 'text/csv' : 'application/x-ndjson');
+    // The file name first: attachment() sets a type from its extension, which knows no .ndjson.
     res.attachment(`audit-${manifest.exportedAt.slice(0, 10)}.${format}`);
+    res.type(format === 'csv' ? 'text/csv' : 'application/x-ndjson');
     await write(res, format === 'csv' ? `${COLUMNS.join(',')}\n` : `${JSON.stringify({ manifest })}\n`);
     try {
       for await (const rows of eventBatches(db, filter)) {

@@ -31,7 +31,8 @@ export function idempotent(db: Kysely<Database>): RequestHandler {
   return async (req, res, next) => {
     const key = req.get('idempotency-key');
     if (key === undefined) return next();
-    if (!IDEMPOTENCY_KEY_PATTERN.test(key)) throw problem(400, 'Idempotency-Key must be 1-200 visible ASCII characters');
+    if (!IDEMPOTENCY_KEY_PATTERN.test(key))
+      throw problem(400, 'Idempotency-Key must be 1-200 visible ASCII characters');
     const user = userOf(req);
     const route = `${req.method} ${req.baseUrl}${req.path}`;
     const requestHash = createHash('sha256').update(route).update('\n').update(canonicalBody(req.body)).digest('hex');

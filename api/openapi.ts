@@ -120,7 +120,9 @@ const operations: Operation[] = [
     access: PERMISSIONS.startCase,
     idempotency: 'start',
     body: createCaseBody,
-    responses: [{ ...json(202, caseView, 'Started: the case opens once the worker has read the record'), headers: LOCATION }],
+    responses: [
+      { ...json(202, caseView, 'Started: the case opens once the worker has read the record'), headers: LOCATION },
+    ],
     problems: [409, 422],
   },
   {
@@ -148,7 +150,9 @@ const operations: Operation[] = [
     summary: 'The closing letter as HTML (the read is audited)',
     access: PERMISSIONS.readCase,
     params: caseIdParams,
-    responses: [{ status: 200, description: 'The letter', media: { 'text/html': { type: 'string' } }, headers: CHECKSUM }],
+    responses: [
+      { status: 200, description: 'The letter', media: { 'text/html': { type: 'string' } }, headers: CHECKSUM },
+    ],
     problems: [404],
   },
   {
@@ -160,19 +164,17 @@ const operations: Operation[] = [
     responses: [{ status: 200, description: 'The letter', media: pdf, headers: CHECKSUM }],
     problems: [404],
   },
-  ...ACTION_ROUTES.map(
-    (route): Operation => ({
-      method: 'post',
-      path: `/v1/cases/{caseId}/${route.path.replace(/:(\w+)/g, '{$1}')}`,
-      summary: route.summary,
-      access: PERMISSIONS[route.permission],
-      params: route.params,
-      idempotency: 'update',
-      body: route.body,
-      responses: [json(200, caseView, 'Where the case now stands')],
-      problems: [404, 409, 422],
-    }),
-  ),
+  ...ACTION_ROUTES.map((route): Operation => ({
+    method: 'post',
+    path: `/v1/cases/{caseId}/${route.path.replace(/:(\w+)/g, '{$1}')}`,
+    summary: route.summary,
+    access: PERMISSIONS[route.permission],
+    params: route.params,
+    idempotency: 'update',
+    body: route.body,
+    responses: [json(200, caseView, 'Where the case now stands')],
+    problems: [404, 409, 422],
+  })),
   {
     method: 'get',
     path: '/v1/agencies/{agencyId}/policy',
@@ -426,12 +428,17 @@ const IDEMPOTENCY_KEY = {
 };
 
 const IDEMPOTENCY_DESCRIPTION = {
-  start: 'The same key and body return the first answer (Idempotent-Replayed: true); the same key with another body is a 422',
+  start:
+    'The same key and body return the first answer (Idempotent-Replayed: true); the same key with another body is a 422',
   update: 'The same key is the same action: a retry is answered once, not applied twice',
 };
 
 const RETRY_AFTER = {
-  'Retry-After': { description: 'Seconds until the next request is taken', schema: { type: 'string', pattern: '^[0-9]+$' }, required: true },
+  'Retry-After': {
+    description: 'Seconds until the next request is taken',
+    schema: { type: 'string', pattern: '^[0-9]+$' },
+    required: true,
+  },
 };
 
 const problemSchema = {

@@ -60,7 +60,21 @@ export const text = (max: number) => {
 const ALLOWED = String.raw`[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]`;
 const VISIBLE = String.raw`[^\u0000-\u0020\u007f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]`;
 export const TEXT_PATTERN = `^${ALLOWED}*${VISIBLE}${ALLOWED}*$`;
-export const TEXT_DESCRIPTION = 'Text: no control characters and no lone surrogate (\\uD800-\\uDFFF unpaired); stored trimmed';
+export const TEXT_DESCRIPTION =
+  'Text: no control characters and no lone surrogate (\\uD800-\\uDFFF unpaired); stored trimmed';
+
+/**
+ * An address mail can go to: zod's email shape, within the lengths RFC 5321 and RFC 1035 allow (a local part of at
+ * most 64 octets, domain labels of at most 63, none ending in a hyphen), as the document's `format: email` says.
+ */
+export const email = z
+  .email()
+  .max(254)
+  .refine((address) => {
+    const at = address.lastIndexOf('@');
+    const labels = address.slice(at + 1).split('.');
+    return at <= 64 && labels.every((label) => label.length <= 63 && !label.endsWith('-'));
+  }, 'not an address mail can be sent to (a local part of at most 64 characters, domain labels of at most 63)');
 
 export const caseIdParams = z.strictObject({ caseId: z.uuid() });
 export const referralParams = z.strictObject({ caseId: z.uuid(), referralId: z.uuid() });
@@ -70,7 +84,7 @@ export const agencyParams = z.strictObject({ agencyId: id });
 const contactPreferences = z.strictObject({
   channels: z.array(z.strictObject({ channel: z.enum(CONTACT_CHANNELS), safe: z.boolean() })).max(10),
   noContactAtHome: z.boolean(),
-  email: z.email().max(254).nullish().describe('Where a closure letter by email goes'),
+  email: email.nullish().describe('Where a closure letter by email goes'),
   postalAddress: text(500).nullish().describe('Where a closure letter by mail goes'),
 });
 

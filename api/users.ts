@@ -10,13 +10,13 @@ import { PERMISSIONS } from '../domain/roles';
 import { requireRoles, userOf } from './auth';
 import { actorOf, parse } from './http';
 import { problem } from './problem';
-import { id, text } from './schemas';
+import { email, id, text } from './schemas';
 
 export const userBody = z
   .strictObject({
     role: z.enum(ROLES),
     name: text(200),
-    email: z.email().max(254).nullish().describe('Where task and digest emails go; none: no email'),
+    email: email.nullish().describe('Where task and digest emails go; none: no email'),
   })
   .meta({ id: 'User' });
 export const userParams = z.strictObject({ userId: id });

@@ -84,9 +84,7 @@ export const REFERENCE_VIEWS = {
   clinicians: {
     read: clinicianView,
     written: clinicianView.extend({ outcome }).meta({ id: 'ClinicianWritten' }),
-    page: z
-      .strictObject({ items: z.array(clinicianView), next: z.string().nullable() })
-      .meta({ id: 'ClinicianPage' }),
+    page: z.strictObject({ items: z.array(clinicianView), next: z.string().nullable() }).meta({ id: 'ClinicianPage' }),
   },
   providers: {
     read: providerView,

@@ -147,7 +147,7 @@ export async function withApp(
  * A real stack for one test file: the suite's PostgreSQL and Temporal, a worker on its own
  * task queue running the bundled workflows with real activities, and the API listening on a free port.
  */
-export async function startStack(): Promise<TestStack> {
+export async function startStack(options: { rateLimitPerMinute?: number } = {}): Promise<TestStack> {
   quietRuntime();
   const context = testContext();
   const taskQueue = `test-${randomUUID()}`;
@@ -170,6 +170,7 @@ export async function startStack(): Promise<TestStack> {
     logger: pino({ level: 'silent' }),
     health: { postgres: database.ping, temporal: temporal.ping, worker: () => temporal.workerPolling(taskQueue) },
     metricsToken: METRICS_TOKEN,
+    rateLimitPerMinute: options.rateLimitPerMinute,
   });
   return {
     db: database.db,
