@@ -18,6 +18,7 @@ import { taskRoutes } from './tasks';
 import { transferRoutes } from './transfers';
 import { userRoutes } from './users';
 import { openApiDocument } from './openapi';
+import { methodNotAllowed } from './methods';
 import { HttpProblem, problem, problemHandler } from './problem';
 import { appendAuditEvent } from '../db/audit';
 
@@ -75,6 +76,16 @@ export function createApp(deps: AppDeps): express.Express {
         metrics.workflowStarts.inc({ workflow: req.path.startsWith('/v1/transfers') ? 'caseloadTransfer' : 'case' });
       }
     });
+    next();
+  });
+  app.use(methodNotAllowed(app));
+  // Every body the API reads is JSON: another one is refused, not ignored as if none had come.
+  app.use((req, _res, next) => {
+    const length = req.get('content-length');
+    const hasBody = req.get('transfer-encoding') !== undefined || (length !== undefined && length !== '0');
+    if (hasBody && !req.is('application/json')) {
+      throw problem(415, 'the request body must be JSON (Content-Type: application/json)');
+    }
     next();
   });
   app.use(express.json({ limit: '64kb' }));

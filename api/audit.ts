@@ -36,6 +36,9 @@ export const auditQuery = z.strictObject({
   format: z.enum(['ndjson', 'csv']).default('ndjson'),
 });
 
+export const clientParams = z.strictObject({ clientId: id });
+export const disclosuresQuery = z.strictObject({ since: z.iso.date().optional() });
+
 const COLUMNS = [
   'seq',
   'occurred_at',
@@ -142,8 +145,9 @@ export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFi
       }),
     );
     res.set('X-Audit-Manifest', JSON.stringify(manifest)); // ids only: the filter schema keeps it ASCII
-    res.type(format === 'csv' ? 'text/csv' : 'application/x-ndjson');
+    // The file name first: attachment() sets a type from its extension, which knows no .ndjson.
     res.attachment(`audit-${manifest.exportedAt.slice(0, 10)}.${format}`);
+    res.type(format === 'csv' ? 'text/csv' : 'application/x-ndjson');
     await write(res, format === 'csv' ? `${COLUMNS.join(',')}\n` : `${JSON.stringify({ manifest })}\n`);
     try {
       for await (const rows of eventBatches(db, filter)) {
@@ -167,8 +171,8 @@ export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFi
   router.get('/v1/clients/:clientId/disclosures', async (req, res) => {
     const actor = actorOf(req);
     requireRoles(userOf(req), AUDITORS, 'the accounting of disclosures');
-    const { clientId } = parse(z.strictObject({ clientId: id }), req.params, 'path');
-    const { since } = parse(z.strictObject({ since: z.iso.date().optional() }), req.query, 'query');
+    const { clientId } = parse(clientParams, req.params, 'path');
+    const { since } = parse(disclosuresQuery, req.query, 'query');
     const from = since ?? new Date(Date.now() - 3 * 365 * 86_400_000).toISOString().slice(0, 10);
     const rows = await accountingOfDisclosures(db, userOf(req).agencyId, clientId, new Date(`${from}T00:00:00Z`));
     await db.transaction().execute((trx) =>

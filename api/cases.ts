@@ -24,6 +24,7 @@ import { requireRoles, userOf } from './auth';
 import { tellOpenCases } from './client-facts';
 import { deniedRead, recordDeniedRead } from './denied';
 import { actorOf, parse } from './http';
+import { IDEMPOTENCY_KEY_PATTERN } from './idempotency';
 import { problem } from './problem';
 import * as s from './schemas';
 
@@ -424,6 +425,10 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
       requireRoles(user, PERMISSIONS[route.permission], `${route.path.replace(/\/:\w+/g, '')} on a case`);
       const params = parse(route.params, req.params, 'path');
       const { caseId, ...ids } = params;
+      const key = req.get('idempotency-key');
+      if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
+        throw problem(400, 'Idempotency-Key must be 1-200 visible ASCII characters', { type: '/problems/validation' });
+      }
       // The object first: a case the caller may not see does not exist for them, whatever they sent.
       const owner = await caseInScope(req, user, caseId, 'case');
       const body = parse(route.body, req.body, 'body') as object;
@@ -433,7 +438,6 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
         await route.before?.({ db, temporal, user, actor, row: owner, body, requestId: req.id });
         // With an Idempotency-Key a retried action is the same action: Temporal answers a repeated update id once,
         // and the case itself remembers the action id (across a lost answer, a restart, a continue-as-new).
-        const key = req.get('idempotency-key');
         const actionId = key ? `${user.id}:${key}` : null;
         const snapshot = await handle.executeUpdate(route.update, {
           updateId: actionId ?? randomUUID(),

@@ -7,7 +7,8 @@ import type { Database } from '../db/schema';
 import { userOf } from './auth';
 import { problem } from './problem';
 
-const KEY = /^[\x21-\x7e]{1,200}$/;
+/** An Idempotency-Key: 1-200 visible ASCII characters. */
+export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,200}$/;
 const WAIT_MS = 15_000;
 
 function canonicalBody(body: unknown): string {
@@ -30,7 +31,8 @@ export function idempotent(db: Kysely<Database>): RequestHandler {
   return async (req, res, next) => {
     const key = req.get('idempotency-key');
     if (key === undefined) return next();
-    if (!KEY.test(key)) throw problem(400, 'Idempotency-Key must be 1-200 visible ASCII characters');
+    if (!IDEMPOTENCY_KEY_PATTERN.test(key))
+      throw problem(400, 'Idempotency-Key must be 1-200 visible ASCII characters');
     const user = userOf(req);
     const route = `${req.method} ${req.baseUrl}${req.path}`;
     const requestHash = createHash('sha256').update(route).update('\n').update(canonicalBody(req.body)).digest('hex');

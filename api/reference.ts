@@ -84,7 +84,8 @@ function visible(user: User, kind: ReferenceKind, row: Record<string, unknown>):
   return user.role !== 'counselor' || row.counselor_id === user.id;
 }
 
-const MANAGE: Record<ReferenceKind, Permission> = {
+/** The permission that writes each kind of record. */
+export const REFERENCE_PERMISSIONS: Record<ReferenceKind, Permission> = {
   clients: 'manageClients',
   clinicians: 'manageClinicians',
   providers: 'manageProviders',
@@ -105,7 +106,7 @@ export function referenceRoutes({ db, temporal }: { db: Kysely<Database>; tempor
       const actor = actorOf(req);
       const user = userOf(req);
       // Outside providers are one directory shared by every agency: only admins edit it.
-      requireRoles(user, PERMISSIONS[MANAGE[spec.kind]], `managing ${spec.kind}`);
+      requireRoles(user, PERMISSIONS[REFERENCE_PERMISSIONS[spec.kind]], `managing ${spec.kind}`);
       const { id } = parse(referenceIdParams, req.params, 'path');
       const body = parse(spec.schema, req.body, 'body') as { agencyId?: string };
       if (body.agencyId !== undefined && body.agencyId !== user.agencyId) {

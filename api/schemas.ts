@@ -3,24 +3,78 @@ import { CASE_KINDS, CASE_REASONS, CASE_STATUSES } from '../domain/case';
 import { CLIENT_CHOICES, CONTACT_CHANNELS, RISK_FLAGS, STEPS } from '../domain/process';
 import { isTimeZone } from '../domain/time';
 
+/** An id: what the path, the body and the CSV import all take (no space, so nothing to trim). */
 export const id = z
   .string()
-  .trim()
   .min(1)
   .max(100)
   .regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits, . _ : - only');
 const isoDate = z.iso.date();
+
+/**
+ * The IANA time zones an agency may name: this runtime's canonical zones, UTC and the fixed Etc/GMT offsets. A list,
+ * not a check of whatever Intl takes, so the OpenAPI document can give it and nothing outside it passes.
+ */
+const TIME_ZONES = [
+  ...new Set([
+    'UTC',
+    'Etc/UTC',
+    'Etc/GMT',
+    ...Intl.supportedValuesOf('timeZone'),
+    ...Array.from({ length: 27 }, (_, i) => i - 14)
+      .filter((offset) => offset !== 0)
+      .map((offset) => `Etc/GMT${offset > 0 ? '+' : ''}${offset}`),
+  ]),
+].filter(isTimeZone) as [string, ...string[]];
+
+/** Text fields, so the OpenAPI document can say in one pattern what their checks say in three. */
+export const textFields = z.registry<{ maxChars: number }>();
+
 // Only what PostgreSQL can store: no NUL (nor the other control characters, which nothing a person types needs),
 // and no lone UTF-16 surrogate, which a jsonb column refuses and a text column silently turns into U+FFFD.
-export const text = (max: number) =>
-  z
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const NO_CONTROL = /^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$/;
+const NO_LONE_SURROGATE = /^\P{Cs}*$/u;
+
+/**
+ * A person's text: at most `max` characters (code points, as PostgreSQL counts them), something besides white
+ * space, stored trimmed.
+ */
+export const text = (max: number) => {
+  const schema = z
     .string()
+    .regex(NO_CONTROL, 'control characters are not allowed')
+    .regex(NO_LONE_SURROGATE, 'not valid Unicode: a lone surrogate is not allowed')
+    .refine((value) => [...value].length <= max, `Too big: expected string to have <=${max} characters`)
     .trim()
-    .min(1)
-    .max(max)
-    // eslint-disable-next-line no-control-regex -- matching control characters is the point
-    .regex(/^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$/, 'control characters are not allowed')
-    .regex(/^\P{Cs}*$/u, 'not valid Unicode: a lone surrogate is not allowed');
+    .min(1);
+  schema.register(textFields, { maxChars: max });
+  return schema;
+};
+
+/**
+ * The same checks as `text`, as one pattern every JSON Schema engine reads alike: no control character, and one
+ * character besides the white space trim() strips. A lone surrogate is no Unicode text at all (UTF-8 cannot carry
+ * one; only a JSON escape can), so the document says it in words: engines on UTF-8 strings refuse a pattern naming it.
+ */
+const ALLOWED = String.raw`[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]`;
+const VISIBLE = String.raw`[^\u0000-\u0020\u007f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]`;
+export const TEXT_PATTERN = `^${ALLOWED}*${VISIBLE}${ALLOWED}*$`;
+export const TEXT_DESCRIPTION =
+  'Text: no control characters and no lone surrogate (\\uD800-\\uDFFF unpaired); stored trimmed';
+
+/**
+ * An address mail can go to: zod's email shape, within the lengths RFC 5321 and RFC 1035 allow (a local part of at
+ * most 64 octets, domain labels of at most 63, none ending in a hyphen), as the document's `format: email` says.
+ */
+export const email = z
+  .email()
+  .max(254)
+  .refine((address) => {
+    const at = address.lastIndexOf('@');
+    const labels = address.slice(at + 1).split('.');
+    return at <= 64 && labels.every((label) => label.length <= 63 && !label.endsWith('-'));
+  }, 'not an address mail can be sent to (a local part of at most 64 characters, domain labels of at most 63)');
 
 export const caseIdParams = z.strictObject({ caseId: z.uuid() });
 export const referralParams = z.strictObject({ caseId: z.uuid(), referralId: z.uuid() });
@@ -30,7 +84,7 @@ export const agencyParams = z.strictObject({ agencyId: id });
 const contactPreferences = z.strictObject({
   channels: z.array(z.strictObject({ channel: z.enum(CONTACT_CHANNELS), safe: z.boolean() })).max(10),
   noContactAtHome: z.boolean(),
-  email: z.email().max(254).nullish().describe('Where a closure letter by email goes'),
+  email: email.nullish().describe('Where a closure letter by email goes'),
   postalAddress: text(500).nullish().describe('Where a closure letter by mail goes'),
 });
 
@@ -68,7 +122,12 @@ export const createCaseBody = z
       });
     }
   })
-  .meta({ id: 'CreateCase' });
+  .meta({
+    id: 'CreateCase',
+    // The superRefine above, for the document: a relocation or departure names the last day.
+    if: { properties: { reason: { enum: [...RELOCATION_REASONS] } }, required: ['reason'] },
+    then: { required: ['lastDay'] },
+  });
 export type CreateCaseBody = z.infer<typeof createCaseBody>;
 
 export const cancelCaseBody = z.strictObject({ reason: text(2000) }).meta({ id: 'CancelCase' });
@@ -143,9 +202,7 @@ export const policyBody = z
         rerouteLimit: z.number().int().min(0).max(20),
         followUpOffsetsDays: z.array(z.number().int().min(1).max(365)).min(1).max(12),
         timeZone: z
-          .string()
-          .max(64)
-          .refine(isTimeZone, 'not an IANA time zone (for example America/Chicago)')
+          .enum(TIME_ZONES, 'not an IANA time zone (for example America/Chicago)')
           .describe("The agency's time zone: today, deadlines and expiries are its dates"),
         locale: z
           .string()

@@ -10,15 +10,17 @@ import { PERMISSIONS } from '../domain/roles';
 import { requireRoles, userOf } from './auth';
 import { actorOf, parse } from './http';
 import { problem } from './problem';
-import { id, text } from './schemas';
+import { email, id, text } from './schemas';
 
 export const userBody = z
   .strictObject({
     role: z.enum(ROLES),
     name: text(200),
-    email: z.email().max(254).nullish().describe('Where task and digest emails go; none: no email'),
+    email: email.nullish().describe('Where task and digest emails go; none: no email'),
   })
   .meta({ id: 'User' });
+export const userParams = z.strictObject({ userId: id });
+export const tokenParams = z.strictObject({ tokenId: z.uuid() });
 export const tokenBody = z
   .strictObject({
     label: text(100).default('api'),
@@ -34,7 +36,7 @@ export function userRoutes({ db }: { db: Kysely<Database> }): Router {
     const actor = actorOf(req);
     const admin = userOf(req);
     requireRoles(admin, PERMISSIONS.manageUsers, 'managing users');
-    const { userId } = parse(z.strictObject({ userId: id }), req.params, 'path');
+    const { userId } = parse(userParams, req.params, 'path');
     const body = parse(userBody, req.body, 'body');
     const existing = await findUser(db, admin.agencyId, userId);
     await db.transaction().execute(async (trx) => {
@@ -64,7 +66,7 @@ export function userRoutes({ db }: { db: Kysely<Database> }): Router {
     const actor = actorOf(req);
     const admin = userOf(req);
     requireRoles(admin, PERMISSIONS.manageUsers, 'issuing tokens');
-    const { userId } = parse(z.strictObject({ userId: id }), req.params, 'path');
+    const { userId } = parse(userParams, req.params, 'path');
     const body = parse(tokenBody, req.body, 'body');
     if (!(await findUser(db, admin.agencyId, userId))) throw problem(404, `no user ${userId}`);
     const created = await createToken(db, { agencyId: admin.agencyId, userId }, { label: body.label, days: body.days });
@@ -89,7 +91,7 @@ export function userRoutes({ db }: { db: Kysely<Database> }): Router {
     const actor = actorOf(req);
     const admin = userOf(req);
     requireRoles(admin, PERMISSIONS.manageUsers, 'revoking tokens');
-    const { tokenId } = parse(z.strictObject({ tokenId: z.uuid() }), req.params, 'path');
+    const { tokenId } = parse(tokenParams, req.params, 'path');
     if (!(await revokeToken(db, admin.agencyId, tokenId))) throw problem(404, `no token ${tokenId}`);
     await db.transaction().execute((trx) =>
       appendAuditEvent(trx, {

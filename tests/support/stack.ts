@@ -149,7 +149,7 @@ export async function withApp(
  * With a database and namespace of its own (`isolatedServices`), what it does is all a reconcile sees.
  */
 export async function startStack(
-  options: { databaseUrl?: string; namespace?: string; auditAnchorFile?: string } = {},
+  options: { databaseUrl?: string; namespace?: string; auditAnchorFile?: string; rateLimitPerMinute?: number } = {},
 ): Promise<TestStack> {
   quietRuntime();
   const context = testContext();
@@ -180,6 +180,7 @@ export async function startStack(
     logger: pino({ level: 'silent' }),
     health: { postgres: database.ping, temporal: temporal.ping, worker: () => temporal.workerPolling(taskQueue) },
     metricsToken: METRICS_TOKEN,
+    rateLimitPerMinute: options.rateLimitPerMinute,
   });
   return {
     db: database.db,
