@@ -85,6 +85,7 @@ type ActorKey =
   | 'otherCounselor'
   | 'director'
   | 'director2'
+  | 'reviewer'
   | 'compliance'
   | 'admin'
   | 'foreignStaff'
@@ -105,6 +106,9 @@ function resolve(m: CaseModel, key: ActorKey): Who {
       return here('director-1', 'clinical_director');
     case 'director2':
       return here('director-2', 'clinical_director');
+    // A director who is not the case's counselor, whoever the record names.
+    case 'reviewer':
+      return here(m.counselor.id === 'director-1' ? 'director-2' : 'director-1', 'clinical_director');
     case 'compliance':
       return here('compliance-1', 'compliance');
     case 'admin':
@@ -115,7 +119,7 @@ function resolve(m: CaseModel, key: ActorKey): Who {
     case 'foreignDirector':
       return there('director-1', 'clinical_director');
     case 'foreignCounselor':
-      return there(m.counselor.id === 'counselor-1' ? 'counselor-1' : 'counselor-2', 'counselor');
+      return there('counselor-1', 'counselor');
   }
 }
 
@@ -131,7 +135,7 @@ function advance(m: CaseModel, p: AdvanceParams): { action: Action; actor: Actor
     case 'decision_review':
       if (m.review === 'sent_back') return { action: { kind: 'revision' }, actor: 'caseCounselor' };
       if (atRisk(m.facts) && !planCovers(m)) return { action: { kind: 'safetyPlan' }, actor: 'caseCounselor' };
-      return { action: { kind: 'review', decision: 'approve' }, actor: 'director' };
+      return { action: { kind: 'review', decision: 'approve' }, actor: 'reviewer' };
     case 'client_conversation':
       return {
         action: { kind: 'conversation', heldOffset: 0, lastSessionOffset: 7, choice: p.choice },
@@ -158,7 +162,7 @@ function advance(m: CaseModel, p: AdvanceParams): { action: Action; actor: Actor
     }
     case 'closure_letter':
       if (!planCovers(m)) return { action: { kind: 'safetyPlan' }, actor: 'caseCounselor' };
-      if (!approvalCovers(m)) return { action: { kind: 'approvePlan' }, actor: 'director' };
+      if (!approvalCovers(m)) return { action: { kind: 'approvePlan' }, actor: 'reviewer' };
       // A client at risk with no accepting receiver: only a change to the record lets the case go on.
       return { action: { kind: 'record', record: { ...structuredClone(m.record), riskFlags: [] } }, actor: 'staff' };
     default: {
@@ -233,7 +237,7 @@ function requestFor(m: CaseModel, action: Action, malformed: boolean, today: str
     case 'cancel':
       return post('cancel', { reason: 'the move fell through' });
     case 'record': {
-      const body = recordBody(m, action.record);
+      const body = recordBody(action.record);
       return { method: 'PUT', path: `/v1/clients/${m.clientId}`, body: malformed ? { ...body, unexpected: 1 } : body };
     }
     case 'readLetter':
@@ -241,10 +245,10 @@ function requestFor(m: CaseModel, action: Action, malformed: boolean, today: str
   }
 }
 
-function recordBody(m: Pick<CaseModel, 'counselor'>, record: ClientRecord) {
+function recordBody(record: ClientRecord) {
   return {
     name: 'Sam Rivera',
-    counselorId: m.counselor.id,
+    counselorId: record.counselorId,
     active: true,
     riskFlags: record.riskFlags,
     contact: record.contact,
@@ -297,7 +301,10 @@ class Sequence {
   async perform(m: CaseModel, command: Command): Promise<void> {
     const today = utcToday();
     const chosen = command.advance ? advance(m, command.advance) : { action: command.action!, actor: command.actor };
-    const { action } = chosen;
+    const action: Action =
+      chosen.action.kind === 'record' && chosen.action.record.counselorId === KEEP
+        ? { ...chosen.action, record: { ...chosen.action.record, counselorId: m.record.counselorId } }
+        : chosen.action;
     const who = resolve(m, chosen.actor);
     const malformed = command.malformed && action.kind !== 'readLetter';
     const expected = expectOutcome(m, action, who, malformed, today);
@@ -454,11 +461,15 @@ const contactArb = fc.record({
   postalAddress: fc.option(fc.constant('12 Elm Street, Springfield'), { nil: null, freq: 3 }),
 });
 
-const recordArb: fc.Arbitrary<ClientRecord> = fc.record({
-  riskFlags: weighted([3, fc.constant([])], [1, fc.subarray([...FLAGS], { minLength: 1 })]),
-  contact: contactArb,
-  hasSubstanceUseRecords: weighted([3, fc.constant(false)], [1, fc.constant(true)]),
-});
+/** `=` keeps the counselor the record names now; now and then the record names another clinician. */
+const KEEP = '=';
+const recordArb = (counselorId: fc.Arbitrary<string>): fc.Arbitrary<ClientRecord> =>
+  fc.record({
+    counselorId,
+    riskFlags: weighted([3, fc.constant([])], [1, fc.subarray([...FLAGS], { minLength: 1 })]),
+    contact: contactArb,
+    hasSubstanceUseRecords: weighted([3, fc.constant(false)], [1, fc.constant(true)]),
+  });
 
 const actorArb: fc.Arbitrary<ActorKey> = weighted(
   [3, fc.constant('director' as const)],
@@ -526,7 +537,18 @@ const actionArb: fc.Arbitrary<Action> = weighted<Action>(
   [1, fc.record({ kind: fc.constant('revoke'), pick: pickArb })],
   [1, fc.record({ kind: fc.constant('engagement'), engaged: fc.boolean() })],
   [1, fc.record({ kind: fc.constant('cancel') })],
-  [2, fc.record({ kind: fc.constant('record'), record: recordArb })],
+  [
+    2,
+    fc.record({
+      kind: fc.constant('record'),
+      record: recordArb(
+        weighted(
+          [8, fc.constant(KEEP)],
+          [1, fc.constantFrom('counselor-1', 'counselor-2', 'director-1', 'director-2')],
+        ),
+      ),
+    }),
+  ],
   [1, fc.record({ kind: fc.constant('readLetter') })],
 );
 const malformedArb = weighted([15, fc.constant(false)], [1, fc.constant(true)]);
@@ -555,7 +577,6 @@ const commandArbs = [
 
 const caseArb = fc.record({
   policy: fc.nat(POLICIES.length - 1),
-  counselorIsDirector: weighted([4, fc.constant(false)], [1, fc.constant(true)]),
   reason: fc.constantFrom<Reason>(
     'counselor_relocation',
     'counselor_relocation',
@@ -565,7 +586,7 @@ const caseArb = fc.record({
     'outside_scope',
     'client_stopped_attending',
   ),
-  record: recordArb,
+  record: recordArb(weighted([4, fc.constant('counselor-1')], [1, fc.constant('director-2')])),
   proposed: weighted([3, fc.constant([] as Candidate[])], [1, fc.subarray(POOL, { minLength: 1, maxLength: 2 })]),
 });
 type CaseConfig = typeof caseArb extends fc.Arbitrary<infer T> ? T : never;
@@ -589,14 +610,11 @@ afterAll(async () => {
 
 async function openCase(config: CaseConfig, sequence: Sequence): Promise<CaseModel> {
   const agencyId = AGENCIES[config.policy]!;
-  const counselor: Who = config.counselorIsDirector
-    ? { id: 'director-2', role: 'clinical_director', agencyId }
-    : { id: 'counselor-1', role: 'counselor', agencyId };
   const clientId = `client-${randomUUID().slice(0, 8)}`;
   const staff = { id: 'staff-1', role: 'staff' as const, agencyId };
   const put = await stack.request('PUT', `/v1/clients/${clientId}`, {
     actor: staff,
-    body: recordBody({ counselor }, config.record),
+    body: recordBody(config.record),
   });
   if (put.status !== 201) throw new Error(`client: ${put.status} ${JSON.stringify(put.body)}`);
   const relocation = config.reason === 'counselor_relocation';
@@ -613,7 +631,10 @@ async function openCase(config: CaseConfig, sequence: Sequence): Promise<CaseMod
   if (start.status !== 202) throw new Error(`start: ${start.status} ${JSON.stringify(start.body)}`);
   const caseId = start.headers.get('location')!.split('/').pop()!;
   let row = await sequence.row(caseId);
-  for (const deadline = Date.now() + 20_000; row.status !== 'open' || !row.state?.openedOn;) {
+  // Open, and done recording the receivers that came with the start: nothing more moves by itself.
+  const opened = () =>
+    row.status === 'open' && row.state?.openedOn && row.state_version >= (config.proposed.length ? 1 : 0);
+  for (const deadline = Date.now() + 20_000; !opened();) {
     if (Date.now() > deadline) throw new Error(`case ${caseId} never opened`);
     await sleep(40);
     row = await sequence.row(caseId);
@@ -622,10 +643,9 @@ async function openCase(config: CaseConfig, sequence: Sequence): Promise<CaseMod
     caseId,
     agencyId,
     clientId,
-    counselor,
     reason: config.reason,
     policy: POLICIES[config.policy]!,
-    openedOn: row.state.openedOn,
+    openedOn: row.state!.openedOn!,
     record: config.record,
     proposed: config.proposed,
   });
@@ -638,7 +658,12 @@ async function openCase(config: CaseConfig, sequence: Sequence): Promise<CaseMod
 
 interface RecordVersion {
   fromSeq: number;
-  facts: { riskFlags: string[]; contact: ClientRecord['contact']; hasSubstanceUseRecords: boolean };
+  facts: {
+    counselorId: string;
+    riskFlags: string[];
+    contact: ClientRecord['contact'];
+    hasSubstanceUseRecords: boolean;
+  };
 }
 
 /**
@@ -662,6 +687,7 @@ async function recordHistory(m: CaseModel): Promise<RecordVersion[]> {
     .where('client_id', '=', m.clientId)
     .executeTakeFirstOrThrow();
   let current: RecordVersion['facts'] = {
+    counselorId: row.counselor_id,
     riskFlags: row.risk_flags,
     contact: row.contact as ClientRecord['contact'],
     hasSubstanceUseRecords: row.has_sud_records,
@@ -703,7 +729,7 @@ async function checkRules(m: CaseModel, sequence: Sequence): Promise<void> {
   const events = (
     await db
       .selectFrom('audit_events')
-      .select(['seq', 'action', 'event_key', 'outcome', 'agency_id', 'after'])
+      .select(['seq', 'action', 'event_key', 'outcome', 'agency_id', 'actor_id', 'after'])
       .where('case_id', '=', caseId)
       .orderBy('seq')
       .execute()
@@ -716,13 +742,14 @@ async function checkRules(m: CaseModel, sequence: Sequence): Promise<void> {
   // is the one our side wrote.
   if (events.some((e) => e.agency_id !== m.agencyId)) fail('an event of this case is in another agency’s trail');
   const record = versions.at(-1)!.facts;
-  if (
-    !same(
-      { riskFlags: record.riskFlags, contact: record.contact, sud: record.hasSubstanceUseRecords },
-      { riskFlags: m.record.riskFlags, contact: m.record.contact, sud: m.record.hasSubstanceUseRecords },
-    )
-  )
-    fail(`the client record is not what this agency wrote: ${JSON.stringify(record)}`);
+  if (!same(record, m.record)) fail(`the client record is not what this agency wrote: ${JSON.stringify(record)}`);
+
+  // Separation of duties: the counselor the record names never approves, waives or approves the plan of their case.
+  for (const e of events) {
+    const decides = ['decision.approved', 'risk.safety_plan_approved', 'conversation.precluded'].includes(e.action);
+    if (decides && e.actor_id !== 'system' && e.actor_id === recordAt(versions, e.seq).counselorId)
+      fail(`${e.actor_id}, the client's counselor, did ${e.action}`);
+  }
 
   // No abandonment: no closed case without the conversation held or documented as precluded.
   if (row.status === 'closed' && !done('conversation.held').length && !done('conversation.precluded').length)

@@ -38,6 +38,7 @@ export interface Contact {
 
 /** The safety facts of the agency's client record: the only source of them. */
 export interface ClientRecord {
+  counselorId: string;
   riskFlags: Flag[];
   contact: Contact;
   hasSubstanceUseRecords: boolean;
@@ -47,6 +48,11 @@ export interface Who {
   id: string;
   role: Role;
   agencyId: string;
+}
+
+/** The clinicians a client record may name: counselors, and directors who carry a caseload too. */
+export function clinician(id: string, agencyId: string): Who {
+  return { id, role: id.startsWith('director') ? 'clinical_director' : 'counselor', agencyId };
 }
 
 export interface Candidate {
@@ -231,7 +237,6 @@ export function newModel(init: {
   caseId: string;
   agencyId: string;
   clientId: string;
-  counselor: Who;
   reason: Reason;
   policy: CaseModel['policy'];
   openedOn: string;
@@ -240,6 +245,7 @@ export function newModel(init: {
 }): CaseModel {
   return {
     ...init,
+    counselor: clinician(init.record.counselorId, init.agencyId),
     record: structuredClone(init.record),
     facts: structuredClone(init.record),
     status: 'open',
@@ -390,6 +396,8 @@ function refresh(m: CaseModel): void {
   const added = m.record.riskFlags.some((f) => !m.facts.riskFlags.includes(f));
   if (added) m.lastFlagAt = tick(m);
   m.facts = structuredClone(m.record);
+  // The record names the counselor: the case follows it, and so does who may see it.
+  m.counselor = clinician(m.record.counselorId, m.agencyId);
 }
 
 /** Applies an accepted action by `who` (in the case's agency unless it is a record write elsewhere). */
@@ -550,6 +558,7 @@ export function projectModel(m: CaseModel) {
     status: m.status,
     step: m.step,
     review: m.review,
+    counselorId: m.facts.counselorId,
     riskFlags: [...m.facts.riskFlags].sort(),
     sud: m.facts.hasSubstanceUseRecords,
     contact: contactShape(m.facts.contact),
@@ -589,6 +598,7 @@ export function projectService(status: string, step: string, s: any): Projection
     status: status as Projection['status'],
     step: step as Projection['step'],
     review: s.review.state,
+    counselorId: s.facts.counselorId,
     riskFlags: [...s.facts.riskFlags].sort(),
     sud: s.facts.hasSubstanceUseRecords,
     contact: contactShape(s.facts.contact),
