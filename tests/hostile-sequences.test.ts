@@ -279,6 +279,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const stats = {
   sequences: 0,
   commands: 0,
+  retries: 0,
   accepted: {} as Record<string, number>,
   refusals: {} as Record<string, number>,
   finalStatus: {} as Record<string, number>,
@@ -310,10 +311,16 @@ class Sequence {
     const expected = expectOutcome(m, action, who, malformed, today);
     const request = requestFor(m, action, malformed, today);
     const before = await this.row(m.caseId);
-    const res: ApiResponse = await this.stack.request(request.method, request.path, {
-      body: request.body,
-      actor: { id: who.id, role: who.role, agencyId: who.agencyId },
-    });
+    // A retry sends the same action again with the same Idempotency-Key, as a client whose answer was lost would.
+    const retry = command.retry && request.method === 'POST' && action.kind !== 'record';
+    const key = randomUUID();
+    const send = () =>
+      this.stack.request(request.method, request.path, {
+        body: request.body,
+        actor: { id: who.id, role: who.role, agencyId: who.agencyId },
+        ...(retry ? { headers: { 'idempotency-key': key } } : {}),
+      });
+    const res: ApiResponse = await send();
     stats.commands++;
     const line = `${who.id}(${who.role}${who.agencyId === m.agencyId ? '' : ', other agency'}) ${action.kind} ${JSON.stringify(action)}${malformed ? ' malformed' : ''} -> ${res.status}${res.body?.rule ? ` ${res.body.rule}` : ''}`;
     this.log.push(line);
@@ -327,9 +334,9 @@ class Sequence {
         );
       bump(stats.accepted, action.kind);
       apply(m, action, who, today);
-      if (action.kind === 'consent') m.consents.at(-1)!.consentId = res.body.process.consents.at(-1).consentId;
       settle(m, today);
       await this.settled(m, context);
+      if (retry) await this.retried(m, send, res, context);
     } else {
       this.checkProblem(res, context);
       const named = expected.allowed.some(
@@ -349,7 +356,33 @@ class Sequence {
           `a refusal changed the case (version ${before.state_version} → ${after.state_version})${context()}`,
         );
       await this.settled(m, context);
+      if (retry) await this.retried(m, send, res, context);
     }
+  }
+
+  /** The same action again under its key: answered as before (or 409 once the case has ended), applied once. */
+  async retried(m: CaseModel, send: () => Promise<ApiResponse>, first: ApiResponse, context: () => string) {
+    const before = await this.row(m.caseId);
+    const again = await send();
+    stats.commands++;
+    stats.retries++;
+    this.log.push(
+      `  retried with the same Idempotency-Key -> ${again.status}${again.body?.rule ? ` ${again.body.rule}` : ''}`,
+    );
+    const endedSince = first.status === 200 && again.status === 409 && m.status !== 'open';
+    if (again.status !== first.status && !endedSince)
+      throw new Error(
+        `a retry answered ${again.status} ${JSON.stringify(again.body)}, first ${first.status}${context()}`,
+      );
+    if (again.status >= 400) {
+      this.checkProblem(again, context);
+      if (again.body.rule !== first.body?.rule && !endedSince)
+        throw new Error(`a retry named ${again.body.rule}, the first answer ${first.body?.rule}${context()}`);
+      if (again.body.rule) this.ruleRefusals++;
+    }
+    const after = await this.row(m.caseId);
+    if (after.state_version !== before.state_version) throw new Error(`a retry changed the case again${context()}`);
+    await this.settled(m, context);
   }
 
   checkProblem(res: ApiResponse, context: () => string): void {
@@ -392,6 +425,7 @@ class Sequence {
       await sleep(40);
     }
     m.referrals.forEach((r, i) => (r.referralId ??= state.referrals[i].referralId));
+    m.consents.forEach((c, i) => (c.consentId ??= state.consents[i].consentId));
     const steps = ['decision_review', 'client_conversation', 'referral_handoff', 'closure_letter', 'follow_up', 'done'];
     this.furthest = Math.max(this.furthest, steps.indexOf(m.step === 'done' && m.status !== 'closed' ? '' : m.step));
 
@@ -428,6 +462,7 @@ class Command implements fc.AsyncCommand<CaseModel, Sequence> {
     readonly actor: ActorKey,
     readonly malformed: boolean,
     readonly advance: AdvanceParams | null = null,
+    readonly retry = false,
   ) {}
   check(): boolean {
     // Hostile: every command is sent whatever the state; the model says what the answer must be.
@@ -439,7 +474,7 @@ class Command implements fc.AsyncCommand<CaseModel, Sequence> {
   toString(): string {
     return this.advance
       ? `advance(${JSON.stringify(this.advance)})`
-      : `${this.actor}:${JSON.stringify(this.action)}${this.malformed ? ':malformed' : ''}`;
+      : `${this.actor}:${JSON.stringify(this.action)}${this.malformed ? ':malformed' : ''}${this.retry ? ':retried' : ''}`;
   }
 }
 
@@ -554,8 +589,8 @@ const actionArb: fc.Arbitrary<Action> = weighted<Action>(
 const malformedArb = weighted([15, fc.constant(false)], [1, fc.constant(true)]);
 
 const hostileArb = fc
-  .tuple(actionArb, actorArb, malformedArb)
-  .map(([action, actor, malformed]) => new Command(action, actor, malformed));
+  .tuple(actionArb, actorArb, malformedArb, weighted([7, fc.constant(false)], [1, fc.constant(true)]))
+  .map(([action, actor, malformed, retry]) => new Command(action, actor, malformed, null, retry));
 const commandArbs = [
   hostileArb,
   hostileArb,
