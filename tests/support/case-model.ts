@@ -102,6 +102,9 @@ export interface CaseModel {
   consents: ModelConsent[];
   letter: { delivery: 'queued' | 'held_for_in_person'; channel: Channel | null } | null;
   engaged: boolean;
+  /** Escalations to a director, by kind, and how often a referral was re-routed (the policy allows 2). */
+  escalations: string[];
+  reroutes: number;
 }
 
 /** `pick` chooses an existing referral or consent by position; a negative one names an id the case never had. */
@@ -261,6 +264,8 @@ export function newModel(init: {
     consents: [],
     letter: null,
     engaged: false,
+    escalations: [],
+    reroutes: 0,
   };
 }
 
@@ -505,6 +510,8 @@ export function settle(m: CaseModel, today: string): void {
         // Client autonomy: no referral for a client who declined (or could not be reached), unless at risk.
         const noReferral = choice === 'decline_services' || precludedBy !== null;
         m.step = noReferral && !atRisk(m.facts) ? 'closure_letter' : 'referral_handoff';
+        // A client at risk who declined (or could not be reached) goes to a director instead.
+        if (noReferral && atRisk(m.facts)) m.escalations.push('risk_client_declined');
         continue;
       }
       case 'referral_handoff': {
@@ -518,13 +525,19 @@ export function settle(m: CaseModel, today: string): void {
           if (!next) return;
           // A decline (or silence) re-routes: the referral that ended that way gives way to the next candidate.
           const ended = m.referrals.filter((r) => ['declined', 'expired', 'withdrawn'].includes(r.state)).at(-1);
-          if (ended && (ended.state === 'declined' || ended.state === 'expired')) ended.state = 're_routed';
+          const rerouted = ended?.state === 'declined' || ended?.state === 'expired';
+          if (rerouted) {
+            ended.state = 're_routed';
+            m.reroutes++;
+          }
           m.referrals.push({
             referralId: null,
             providerId: next.providerId,
             external: next.external,
             state: 'proposed',
           });
+          // Re-routed as often as the policy allows (2): a director hears of it.
+          if (rerouted && m.reroutes >= 2) m.escalations.push('referral_reroute_limit');
           continue;
         }
         if (current.state === 'proposed') {
@@ -574,6 +587,7 @@ export function projectModel(m: CaseModel) {
     consents: m.consents.map((c) => ({ providerId: c.providerId, coversSud: c.coversSud, revoked: c.revoked })),
     letter: m.letter,
     engaged: m.engaged,
+    escalations: m.escalations,
   };
 }
 export type Projection = ReturnType<typeof projectModel>;
@@ -627,5 +641,6 @@ export function projectService(status: string, step: string, s: any): Projection
     })),
     letter: s.letter ? { delivery: s.letter.delivery, channel: s.letter.channel } : null,
     engaged: s.followUp.engaged,
+    escalations: s.escalations.map((e: { kind: string }) => e.kind),
   };
 }
