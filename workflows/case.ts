@@ -181,6 +181,11 @@ export const FOLLOW_UP_CONTINUES_AS_NEW = 'follow-up-continues-as-new';
 export const REVIEW_ESCALATIONS_MAX = 3;
 /** How many action ids a case remembers (the newest), so a retried action is applied once. */
 const REMEMBERED_ACTIONS = 500;
+/**
+ * Marks the closure letter waiting until the change that let the case close (an approval, a record update) is in
+ * the audit trail: before it, the letter could be generated, and chained, ahead of the approval that allowed it.
+ */
+export const LETTER_AFTER_ITS_REASONS = 'letter-after-its-reasons';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
@@ -283,6 +288,8 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
   const applied: string[] = [...(input.resume?.actionIds ?? [])];
   const appliedSet = new Set(applied);
   const applying = new Set<string>();
+  /** Transitions being written right now (a handler's, the process's). */
+  let recording = 0;
 
   /** The agency's date now, and the instant one of its days begins. */
   const today = (): string => agencyToday(state, Date.now());
@@ -305,19 +312,24 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     extra: Partial<Pick<TransitionInput, 'after' | 'reason' | 'referral' | 'consent' | 'outcome'>> = {},
   ): Promise<void> => {
     eventSeq++;
-    await recordTransition({
-      caseId,
-      clientId,
-      eventKey: `${caseId}:${eventSeq}:${action}`,
-      seq: eventSeq,
-      action,
-      actor: actor ?? { id: 'system', role: 'system' },
-      requestId,
-      status: state.status,
-      step: state.step,
-      state,
-      ...extra,
-    });
+    recording++;
+    try {
+      await recordTransition({
+        caseId,
+        clientId,
+        eventKey: `${caseId}:${eventSeq}:${action}`,
+        seq: eventSeq,
+        action,
+        actor: actor ?? { id: 'system', role: 'system' },
+        requestId,
+        status: state.status,
+        step: state.step,
+        state,
+        ...extra,
+      });
+    } finally {
+      recording--;
+    }
     // Waiters wake only once the change is in PostgreSQL, so the activities they run can see it.
     version++;
   };
@@ -1082,7 +1094,9 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
   async function closureLetter(): Promise<void> {
     await setStep('closure_letter');
     // Risk first: closing waits for a documented plan, a director's approval and an accepting provider.
-    await condition(() => mayClose(state));
+    // The reason it may close is in the trail before the letter is (cases started before this wait without it).
+    const afterReasons = patched(LETTER_AFTER_ITS_REASONS);
+    await condition(() => mayClose(state) && (!afterReasons || recording === 0));
     // Safe contact is decided by the activity on the record as it stands when the letter goes out.
     const letter = await CancellationScope.nonCancellable(() =>
       issueClosureLetter({
