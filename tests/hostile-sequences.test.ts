@@ -378,8 +378,9 @@ class Sequence {
       this.checkProblem(again, context);
       if (again.body.rule !== first.body?.rule && !endedSince)
         throw new Error(`a retry named ${again.body.rule}, the first answer ${first.body?.rule}${context()}`);
-      if (again.body.rule) this.ruleRefusals++;
+      // The retry is the first request again: its stored answer is replayed, and audited once (with the first).
     }
+
     const after = await this.row(m.caseId);
     if (after.state_version !== before.state_version) throw new Error(`a retry changed the case again${context()}`);
     await this.settled(m, context);
