@@ -34,6 +34,19 @@ afterAll(async () => {
   await stack?.close();
 });
 
+/** Seconds from `since` until more of the transfer's cases are opened than `from`: how long progress stood still. */
+async function resumed(
+  opened: () => Promise<number>,
+  from: number,
+  since: number,
+  total = CLIENTS,
+): Promise<number | null> {
+  // Already all opened when the fault came: nothing stood still.
+  if (from >= total) return null;
+  await eventually(async () => (await opened()) > from, timeout);
+  return (Date.now() - since) / 1000;
+}
+
 /** Starts a transfer of a fresh caseload of `CLIENTS` clients; answers its id and how to count its opened cases. */
 async function startTransfer(clients = CLIENTS) {
   const seed = await seedCaseload(stack.db, {
@@ -104,9 +117,11 @@ test(
     await eventually(async () => (await t.opened()) >= Math.min(5, CLIENTS / 4), timeout);
     await stack.worker.kill('SIGKILL');
     const killedAt = Date.now();
+    const atKill = await t.opened();
     await stack.worker.start();
+    const recover = await resumed(t.opened, atKill, killedAt);
     await eventually(async () => (await t.opened()) === CLIENTS, timeout);
-    await finish('worker SIGKILL', t.transferId, 1, (Date.now() - killedAt) / 1000, crashes);
+    await finish('worker SIGKILL', t.transferId, 1, recover, crashes);
   },
   timeout,
 );
@@ -128,7 +143,8 @@ test(
         clientRow(clientId, {
           agencyId: t.seed.agencyId,
           name: 'Client',
-          counselorId: t.seed.counselorId,
+          // Another counselor's client: the running transfer must not take it up.
+          counselorId: t.seed.receivers[0]!.id,
           active: true,
           riskFlags: [],
           contact: { channels: [{ channel: 'portal', safe: true }], noContactAtHome: false },
@@ -280,10 +296,12 @@ test(
     await eventually(async () => (await t.opened()) >= Math.min(5, CLIENTS / 4), timeout);
     await Promise.all([stack.worker.kill('SIGTERM'), stack.api.kill('SIGTERM')]);
     const stoppedAt = Date.now();
+    const atStop = await t.opened();
     await stack.worker.start();
     await stack.api.start();
+    const recover = await resumed(t.opened, atStop, stoppedAt);
     await eventually(async () => (await t.opened()) === CLIENTS, timeout);
-    await finish('worker + api SIGTERM', t.transferId, 2, (Date.now() - stoppedAt) / 1000, crashes);
+    await finish('worker + api SIGTERM', t.transferId, 2, recover, crashes);
   },
   timeout,
 );
@@ -311,8 +329,10 @@ test(
     await sleep(1_000);
     await stack.worker.kill('SIGKILL');
     const killedAt = Date.now();
+    const atKill = await t.opened();
     await stack.worker.start();
     const result = await load;
+    const recover = await resumed(t.opened, atKill, killedAt, LOAD_CLIENTS);
     await eventually(async () => (await t.opened()) === LOAD_CLIENTS, timeout);
     const summary = {
       scenario: 'load while faulted',
@@ -331,7 +351,7 @@ test(
       errors: 0,
       timeouts: 0,
     });
-    await finish('load while faulted', t.transferId, 1, (Date.now() - killedAt) / 1000, crashes, LOAD_CLIENTS);
+    await finish('load while faulted', t.transferId, 1, recover, crashes, LOAD_CLIENTS);
   },
   timeout,
 );
