@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { listCaseAuditEvents } from '../db/audit';
-import { caseBody, caseIdOf, putClient, today } from './support/cases';
+import { STAFF, caseBody, caseIdOf, putClient, today } from './support/cases';
 import { type TestStack, eventually, send, startStack, tokenFor, withApp } from './support/stack';
 
 let stack: TestStack;
@@ -136,22 +136,32 @@ describe('POST /v1/cases', () => {
   });
 
   test('when the body is malformed, then 400 names each bad field and nothing is started or written', async () => {
-    const before = await stack.db
-      .selectFrom('cases')
-      .select((eb) => eb.fn.countAll<string>().as('n'))
-      .executeTakeFirstOrThrow();
+    // An agency of its own: other test files write cases to the shared database meanwhile.
+    const agencyId = `agency-${randomUUID().slice(0, 8)}`;
+    const countCases = () =>
+      stack.db
+        .selectFrom('cases')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .where('agency_id', '=', agencyId)
+        .executeTakeFirstOrThrow();
+    const before = await countCases();
     const res = await stack.request('POST', '/v1/cases', {
       body: { agencyId: 7, kind: 'goodbye', reason: 'counselor_relocation', riskFlags: [], extra: true },
+      actor: { ...STAFF, agencyId },
     });
     expect(res.status).toBe(400);
     expect(res.headers.get('content-type')).toMatch(/application\/problem\+json/);
     const fields = (res.body.errors as { field: string }[]).map((e) => e.field).sort();
     expect(fields).toEqual(['body.agencyId', 'body.clientId', 'body.extra', 'body.kind', 'body.riskFlags']);
-    const after = await stack.db
-      .selectFrom('cases')
-      .select((eb) => eb.fn.countAll<string>().as('n'))
-      .executeTakeFirstOrThrow();
+    const after = await countCases();
     expect(after.n).toBe(before.n);
+    const audited = await stack.db
+      .selectFrom('audit_events')
+      .select('action')
+      .where('agency_id', '=', agencyId)
+      .where('action', 'like', 'case.%')
+      .execute();
+    expect(audited).toEqual([]);
   });
 
   test('when the body is not JSON, then 400 says so', async () => {

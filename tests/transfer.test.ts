@@ -201,6 +201,8 @@ describe('caseload transfer', () => {
     const before = await stack.db
       .selectFrom('transfers')
       .select((eb) => eb.fn.countAll<string>().as('n'))
+      // This agency's only: other test files start transfers in the shared database meanwhile.
+      .where('agency_id', '=', seed.agencyId)
       .executeTakeFirstOrThrow();
 
     const unknown = await stack.request('POST', '/v1/transfers', {
@@ -229,6 +231,8 @@ describe('caseload transfer', () => {
     const after = await stack.db
       .selectFrom('transfers')
       .select((eb) => eb.fn.countAll<string>().as('n'))
+      // This agency's only: other test files start transfers in the shared database meanwhile.
+      .where('agency_id', '=', seed.agencyId)
       .executeTakeFirstOrThrow();
     expect(after.n).toBe(before.n);
 
