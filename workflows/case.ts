@@ -186,6 +186,8 @@ const REMEMBERED_ACTIONS = 500;
  * the audit trail: before it, the letter could be generated, and chained, ahead of the approval that allowed it.
  */
 export const LETTER_AFTER_ITS_REASONS = 'letter-after-its-reasons';
+/** Marks a consent's revocation withdrawing only the referrals that stood when it came, not one proposed meanwhile. */
+export const REVOCATION_WITHDRAWS_WHAT_STOOD = 'revocation-withdraws-what-stood';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
@@ -732,8 +734,11 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
       const consent = state.consents.find((c) => c.consentId === r.consentId)!;
       consent.revokedAt = nowIso();
       await record('consent.revoked', r.actor, r.requestId, { consent });
-      // A revocation stops the handoff to that provider, wherever it stands.
-      for (const referral of state.referrals) {
+      // A revocation stops the handoff to that provider, wherever it stands: the referrals that stood when it came.
+      // (Iterating the live list also withdrew a referral the process proposed meanwhile, from the next candidate,
+      // which then awaits a new release: a race, fixed for cases from here on.)
+      const standing = patched(REVOCATION_WITHDRAWS_WHAT_STOOD) ? [...state.referrals] : state.referrals;
+      for (const referral of standing) {
         const pending = ['proposed', 'sent', 'accepted', 'first_appointment_scheduled', 'no_show'].includes(
           referral.state,
         );
