@@ -260,7 +260,7 @@ test(
     const sentAtKill = await sentCount();
     await stack.worker.start();
     await eventually(async () => (await sentCount()) === count, timeout);
-    const recover = (Date.now() - killedAt) / 1000;
+    const allDelivered = (Date.now() - killedAt) / 1000;
     const rows = await stack.db
       .selectFrom('outbox')
       .select(['message_key', 'attempts'])
@@ -275,7 +275,7 @@ test(
       deliveredIds: stack.mail.size,
       repeats,
       crashes: stack.crashes.length - crashes,
-      recoverSeconds: recover,
+      secondsFromKillToAllDelivered: allDelivered,
     };
     appendFileSync(REPORT, `${JSON.stringify(report)}\n`);
     process.stdout.write(`fault scenario: ${JSON.stringify(report)}\n`);
@@ -330,9 +330,11 @@ test(
     await stack.worker.kill('SIGKILL');
     const killedAt = Date.now();
     const atKill = await t.opened();
-    await stack.worker.start();
+    // Measured while the users still read: from the kill to the first case opened after it.
+    const recovering = stack.worker.start().then(() => resumed(t.opened, atKill, killedAt, LOAD_CLIENTS));
+    recovering.catch(() => undefined); // awaited below, once the load is done
     const result = await load;
-    const recover = await resumed(t.opened, atKill, killedAt, LOAD_CLIENTS);
+    const recover = await recovering;
     await eventually(async () => (await t.opened()) === LOAD_CLIENTS, timeout);
     const summary = {
       scenario: 'load while faulted',
