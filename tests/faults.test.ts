@@ -7,7 +7,7 @@ import { enqueueStaffEmail } from '../db/outbox';
 import { clientRow, upsertReference } from '../db/reference';
 import { upsertUser } from '../db/users';
 import { today } from './support/cases';
-import { seedCaseload } from './support/caseload';
+import { openedCases, seedCaseload } from './support/caseload';
 import { TEST_DIR } from './support/context';
 import { eventually } from './support/stack';
 import { type FaultStack, startFaultStack } from './faults/harness';
@@ -62,17 +62,7 @@ async function startTransfer(clients = CLIENTS) {
   );
   expect(res.status).toBe(202);
   const transferId: string = res.body.transferId;
-  const opened = async () =>
-    Number(
-      (
-        await stack.db
-          .selectFrom('cases')
-          .select((eb) => eb.fn.countAll<string>().as('n'))
-          .where('transfer_id', '=', transferId)
-          .where('status', '!=', 'opening')
-          .executeTakeFirstOrThrow()
-      ).n,
-    );
+  const opened = () => openedCases(stack.db, transferId);
   return { seed, token, transferId, opened };
 }
 

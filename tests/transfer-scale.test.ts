@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { STAFF, today } from './support/cases';
-import { seedCaseload } from './support/caseload';
+import { openedCases, seedCaseload } from './support/caseload';
 import { type TestStack, eventually, inAgency, startStack } from './support/stack';
 
 let stack: TestStack;
@@ -22,18 +22,7 @@ test('when a 2,000-client transfer loses its worker midway, then a new worker fi
   });
   expect(start.status).toBe(202);
   const transferId: string = start.body.transferId;
-  const count = async () =>
-    Number(
-      (
-        await stack.db
-          .selectFrom('cases')
-          .select((eb) => eb.fn.countAll<string>().as('n'))
-          .where('transfer_id', '=', transferId)
-          // Opened by the case itself, not only reserved by the transfer.
-          .where('status', '!=', 'opening')
-          .executeTakeFirstOrThrow()
-      ).n,
-    );
+  const count = () => openedCases(stack.db, transferId);
 
   await eventually(async () => (await count()) >= 300, 120_000);
   const before = await count();

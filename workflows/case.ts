@@ -1146,25 +1146,25 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     if (asCare && plan.length > 0 && !state.followUp.engaged && patched(FOLLOW_UP_CONTINUES_AS_NEW)) {
       return continueCase();
     }
-    if (asCare) return followUpFrom(plan, false);
-    for (const { offsetDays, kind } of plan) {
-      const wait = Math.max(1, closedAt + offsetDays * DAY_MS - Date.now());
-      await condition(() => state.followUp.engaged, wait);
-      if (state.followUp.engaged) break;
-      await followUpDue(offsetDays, kind);
-    }
-    if (state.followUp.engaged) await record('follow_up.engaged', null, null);
+    return followUpFrom(plan, false, (p) =>
+      asCare ? msUntil(p.dueOn) : Math.max(1, closedAt + p.offsetDays * DAY_MS - Date.now()),
+    );
   }
 
   /**
-   * The follow-ups still due, each on its agency day. In a continued run (`fresh`), a history grown long (by record
-   * changes, say) continues as new again between two of them.
+   * The follow-ups still due, each on its agency day (older cases: `waitMs`). In a continued run (`fresh`), a history
+   * grown long (by record changes, say) continues as new again between two of them.
    */
-  async function followUpFrom(plan: FollowUpPlan[], fresh: boolean): Promise<void> {
+  async function followUpFrom(
+    plan: FollowUpPlan[],
+    fresh: boolean,
+    waitMs: (p: FollowUpPlan) => number = (p) => msUntil(p.dueOn),
+  ): Promise<void> {
     // Each check made is one entry of the plan, in order: what remains is the rest.
-    for (const { offsetDays, kind, dueOn } of plan.slice(state.followUp.checks.length)) {
+    for (const entry of plan.slice(state.followUp.checks.length)) {
+      const { offsetDays, kind } = entry;
       // Follow-up and caring contacts stop once the client has engaged with the new provider.
-      await condition(() => state.followUp.engaged || (fresh && workflowInfo().continueAsNewSuggested), msUntil(dueOn));
+      await condition(() => state.followUp.engaged || (fresh && workflowInfo().continueAsNewSuggested), waitMs(entry));
       if (!state.followUp.engaged && fresh && workflowInfo().continueAsNewSuggested) return continueCase();
       if (state.followUp.engaged) break;
       await followUpDue(offsetDays, kind);

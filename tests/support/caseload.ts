@@ -76,3 +76,14 @@ export async function seedCaseload(
   }
   return { agencyId, counselorId, clientIds, receivers };
 }
+
+/** How many of a transfer's cases have been opened by the case itself (not only reserved by the transfer). */
+export async function openedCases(db: Db, transferId: string): Promise<number> {
+  const { n } = await db
+    .selectFrom('cases')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('transfer_id', '=', transferId)
+    .where('status', '!=', 'opening')
+    .executeTakeFirstOrThrow();
+  return Number(n);
+}
