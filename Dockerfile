@@ -11,6 +11,7 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/web ./web
 COPY --from=build /app/package.json ./package.json
 RUN mkdir -p /var/lib/handoff && chown node:node /var/lib/handoff
 USER node

@@ -91,6 +91,11 @@ export default tseslint.config(
     languageOptions: { sourceType: 'module' },
   },
   {
+    // The staff page's modules run in the browser, not in Node.
+    files: ['web/**/*.js'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
+  {
     files: ['jest.config.js'],
     languageOptions: { sourceType: 'commonjs' },
   },

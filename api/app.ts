@@ -17,6 +17,7 @@ import { referenceRoutes } from './reference';
 import { taskRoutes } from './tasks';
 import { transferRoutes } from './transfers';
 import { userRoutes } from './users';
+import { webRoutes } from './web';
 import { openApiDocument } from './openapi';
 import { methodNotAllowed } from './methods';
 import { HttpProblem, problem, problemHandler } from './problem';
@@ -126,6 +127,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   app.get('/metrics', metricsRoute(metrics, deps.metricsToken));
+  app.use(webRoutes());
 
   // Everything below needs a signed-in user.
   app.use(authenticate(db));

@@ -6,7 +6,7 @@ import type { UpdateDefinition } from '@temporalio/common';
 import { type Request, Router } from 'express';
 import type { Kysely } from 'kysely';
 import type { z } from 'zod';
-import { appendAuditEvent } from '../db/audit';
+import { appendAuditEvent, caseTimeline } from '../db/audit';
 import { findAgencyCase, findLetter, letterDelivery, releaseReservation, reserveCase } from '../db/cases';
 import { addRiskFlag, clientFacts } from '../db/clients';
 import { agencyTimeZone } from '../db/policies';
@@ -37,6 +37,8 @@ export interface CaseRoutesDeps {
 /** Who may read a case: everyone of its agency but admins (counselors only their own). */
 export const CASE_READERS = PERMISSIONS.readCase;
 export const CASE_STARTERS = PERMISSIONS.startCase;
+/** The newest events a timeline shows; the full trail is the compliance export's. */
+export const TIMELINE_LIMIT = 1000;
 
 /** One human action on a case: its path, the permission (role matrix) it needs, its body, and the workflow update. */
 export interface ActionRoute {
@@ -398,6 +400,30 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
     const letter = row.state?.letter ? await letterDelivery(db, caseId) : undefined;
     if (letter && row.state?.letter) view.process = { ...row.state, letter: { ...row.state.letter, delivery: letter } };
     res.json(view);
+  });
+
+  /** Every step of the case from the audit trail (who, role, what, when, outcome), oldest first; audited. */
+  router.get('/v1/cases/:caseId/timeline', async (req, res) => {
+    const actor = actorOf(req);
+    const user = userOf(req);
+    requireRoles(user, CASE_READERS, "reading a case's timeline");
+    const { caseId } = parse(s.caseIdParams, req.params, 'path');
+    const row = await caseInScope(req, user, caseId, 'case');
+    await auditRead(req, actor, row, 'timeline');
+    const { events, truncated } = await caseTimeline(db, row.agency_id, caseId, TIMELINE_LIMIT);
+    res.json({
+      caseId,
+      events: events.map((e) => ({
+        seq: String(e.seq),
+        at: e.occurred_at.toISOString(),
+        actorId: e.actor_id,
+        actorRole: e.actor_role,
+        action: e.action,
+        outcome: e.outcome,
+        reason: e.outcome_reason,
+      })),
+      truncated,
+    });
   });
 
   /** The closing letter as HTML or PDF, with its stored checksum; audited. */

@@ -6,7 +6,8 @@ import { appendAuditEvent } from '../db/audit';
 import type { Database } from '../db/schema';
 import { createToken, findUser, revokeToken, upsertUser } from '../db/users';
 import { ROLES } from '../domain/case';
-import { PERMISSIONS } from '../domain/roles';
+import { PERMISSIONS, type Permission, may } from '../domain/roles';
+import { findAgencyPolicy } from '../db/policies';
 import { requireRoles, userOf } from './auth';
 import { actorOf, parse } from './http';
 import { problem } from './problem';
@@ -31,6 +32,20 @@ export const tokenBody = z
 /** Admins manage the users of their agency and their tokens (shown once, stored as a hash). */
 export function userRoutes({ db }: { db: Kysely<Database> }): Router {
   const router = Router();
+
+  /** Who the caller is and what the role matrix lets them do: the page shows only the actions they may take. */
+  router.get('/v1/me', async (req, res) => {
+    const user = userOf(req);
+    const agency = await findAgencyPolicy(db, user.agencyId);
+    res.json({
+      userId: user.id,
+      name: user.name,
+      role: user.role,
+      agencyId: user.agencyId,
+      agencyName: agency?.agency_name ?? null,
+      permissions: (Object.keys(PERMISSIONS) as Permission[]).filter((p) => may(user.role, p)),
+    });
+  });
 
   router.put('/v1/users/:userId', async (req, res) => {
     const actor = actorOf(req);

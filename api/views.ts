@@ -132,6 +132,35 @@ export const userView = z
   .strictObject({ userId: z.string(), role: z.enum(ROLES), agencyId: z.string(), name: z.string() })
   .meta({ id: 'UserView' });
 
+export const meView = z
+  .strictObject({
+    userId: z.string(),
+    name: z.string(),
+    role: z.enum(ROLES),
+    agencyId: z.string(),
+    agencyName: z.string().nullable(),
+    permissions: z.array(z.string()).describe('What the role matrix lets this user do'),
+  })
+  .meta({ id: 'Me' });
+
+export const timelineView = z
+  .strictObject({
+    caseId: z.uuid(),
+    events: z.array(
+      z.strictObject({
+        seq: z.string(),
+        at: instant,
+        actorId: z.string(),
+        actorRole: z.string(),
+        action: z.string(),
+        outcome: z.enum(['done', 'refused', 'failed']),
+        reason: z.string().nullable(),
+      }),
+    ),
+    truncated: z.boolean().describe('Older events than these exist; the audit export has them all'),
+  })
+  .meta({ id: 'CaseTimeline' });
+
 export const tokenIssued = z
   .strictObject({ tokenId: z.uuid(), token: z.string().describe('Shown this once'), expiresAt: instant })
   .meta({ id: 'TokenIssued' });

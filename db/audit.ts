@@ -136,6 +136,22 @@ export async function listCaseAuditEvents(db: Kysely<Database>, caseId: string):
   return db.selectFrom('audit_events').selectAll().where('case_id', '=', caseId).orderBy('seq').execute();
 }
 
+/**
+ * A case's timeline for the people who work it: who did what, when, and whether it was refused; never the
+ * before/after payloads. Newest last, at most `limit` events, the agency's own only.
+ */
+export async function caseTimeline(db: Kysely<Database>, agencyId: string, caseId: string, limit: number) {
+  const rows = await db
+    .selectFrom('audit_events')
+    .select(['seq', 'occurred_at', 'actor_id', 'actor_role', 'action', 'outcome', 'outcome_reason'])
+    .where('agency_id', '=', agencyId)
+    .where('case_id', '=', caseId)
+    .orderBy('seq', 'desc')
+    .limit(limit + 1)
+    .execute();
+  return { events: rows.slice(0, limit).reverse(), truncated: rows.length > limit };
+}
+
 export interface ChainBreak {
   seq: string;
   reason: string;

@@ -5,8 +5,11 @@ import type { Database } from '../db/schema';
 import { createToken, upsertUser, userForToken } from '../db/users';
 import { ROLES, type Role } from '../domain/case';
 import { DEFAULT_POLICY, type RiskFlag } from '../domain/process';
+import { addDays, localDate } from '../domain/time';
 
 export const DEMO_AGENCY = 'demo-agency';
+export const DEMO_TRANSFER_COUNSELOR = 'counselor-3';
+const DEMO_TIME_ZONE = 'America/Chicago';
 
 const USERS: { id: string; role: Role; name: string }[] = [
   { id: 'staff-1', role: 'staff', name: 'Sam Intake' },
@@ -24,16 +27,38 @@ const USERS: { id: string; role: Role; name: string }[] = [
  * dozen clients) and one token per role, kept in `tokensFile` and reused while they are valid.
  */
 export async function seedDemo(db: Kysely<Database>, tokensFile: string): Promise<Record<Role, string>> {
+  await seedDemoAgency(db, DEMO_AGENCY);
+  const saved: Partial<Record<Role, string>> = existsSync(tokensFile)
+    ? (JSON.parse(readFileSync(tokensFile, 'utf8')) as Partial<Record<Role, string>>)
+    : {};
+  const tokens = {} as Record<Role, string>;
+  for (const role of ROLES) {
+    const known = saved[role];
+    if (known && 'user' in (await userForToken(db, known))) {
+      tokens[role] = known;
+      continue;
+    }
+    const user = USERS.find((u) => u.role === role)!;
+    tokens[role] = (
+      await createToken(db, { agencyId: DEMO_AGENCY, userId: user.id }, { label: 'dev', days: 30 })
+    ).token;
+  }
+  writeFileSync(tokensFile, `${JSON.stringify(tokens, null, 2)}\n`, { mode: 0o600 });
+  return tokens;
+}
+
+/** The demo agency's users, policy, clinicians and 36 clients (counselor-3 has 12 of them), under `agencyId`. */
+export async function seedDemoAgency(db: Kysely<Database>, agencyId: string): Promise<void> {
   // Every demo user has an address, so task and digest email lands in .data/mail.
-  for (const user of USERS) await upsertUser(db, { ...user, agencyId: DEMO_AGENCY, email: `${user.id}@demo.example` });
+  for (const user of USERS) await upsertUser(db, { ...user, agencyId, email: `${user.id}@demo.example` });
   await db
     .insertInto('agency_policies')
     .values({
-      agency_id: DEMO_AGENCY,
+      agency_id: agencyId,
       agency_name: 'Demo Counseling Center',
       agency_phone: '555-0100',
       // A US agency: its dates (today, deadlines, expiries) are Chicago's.
-      policy: JSON.stringify({ ...DEFAULT_POLICY, timeZone: 'America/Chicago', locale: 'en-US' }),
+      policy: JSON.stringify({ ...DEFAULT_POLICY, timeZone: DEMO_TIME_ZONE, locale: 'en-US' }),
       updated_by: 'seed',
     })
     .onConflict((oc) => oc.column('agency_id').doNothing())
@@ -50,7 +75,7 @@ export async function seedDemo(db: Kysely<Database>, tokensFile: string): Promis
       db,
       'clinicians',
       clinicianRow(id, {
-        agencyId: DEMO_AGENCY,
+        agencyId,
         name,
         capacity,
         specialties,
@@ -66,7 +91,7 @@ export async function seedDemo(db: Kysely<Database>, tokensFile: string): Promis
       db,
       'clients',
       clientRow(`client-${String(i).padStart(3, '0')}`, {
-        agencyId: DEMO_AGENCY,
+        agencyId,
         name: `Demo Client ${i}`,
         counselorId: `counselor-${(i % 3) + 1}`,
         active: true,
@@ -98,22 +123,26 @@ export async function seedDemo(db: Kysely<Database>, tokensFile: string): Promis
       }),
     );
   }
+}
 
-  const saved: Partial<Record<Role, string>> = existsSync(tokensFile)
-    ? (JSON.parse(readFileSync(tokensFile, 'utf8')) as Partial<Record<Role, string>>)
-    : {};
-  const tokens = {} as Record<Role, string>;
-  for (const role of ROLES) {
-    const known = saved[role];
-    if (known && 'user' in (await userForToken(db, known))) {
-      tokens[role] = known;
-      continue;
-    }
-    const user = USERS.find((u) => u.role === role)!;
-    tokens[role] = (
-      await createToken(db, { agencyId: DEMO_AGENCY, userId: user.id }, { label: 'dev', days: 30 })
-    ).token;
-  }
-  writeFileSync(tokensFile, `${JSON.stringify(tokens, null, 2)}\n`, { mode: 0o600 });
-  return tokens;
+/**
+ * The demo's caseload transfer: counselor-3 relocates in three weeks. Started through the API as the demo staff
+ * member, like any transfer, and only when counselor-3 has none yet, so a restart does not start a second.
+ */
+export async function startDemoTransfer(apiUrl: string, staffToken: string): Promise<string> {
+  const headers = { authorization: `Bearer ${staffToken}`, 'content-type': 'application/json' };
+  const listed = await fetch(`${apiUrl}/v1/transfers?endedWithinDays=366`, { headers });
+  if (!listed.ok) return `could not list transfers (${listed.status})`;
+  const { items } = (await listed.json()) as { items: { counselorId: string; transferId: string }[] };
+  const existing = items.find((t) => t.counselorId === DEMO_TRANSFER_COUNSELOR);
+  if (existing) return `${apiUrl}/#/transfers/${existing.transferId}`;
+  const lastDay = addDays(localDate(Date.now(), DEMO_TIME_ZONE), 21);
+  const started = await fetch(`${apiUrl}/v1/transfers`, {
+    method: 'POST',
+    headers: { ...headers, 'idempotency-key': `demo-transfer-${lastDay}` },
+    body: JSON.stringify({ counselorId: DEMO_TRANSFER_COUNSELOR, lastDay, reason: 'counselor_relocation' }),
+  });
+  if (started.status !== 202) return `could not start the demo transfer (${started.status})`;
+  const { transferId } = (await started.json()) as { transferId: string };
+  return `${apiUrl}/#/transfers/${transferId}`;
 }

@@ -5,7 +5,7 @@ import { openDatabase } from '../db/database';
 import { migrateToLatest } from '../db/migrate';
 import { createLogger } from '../logger';
 import { startWorker } from '../worker/main';
-import { DEMO_AGENCY, seedDemo } from './seed-demo';
+import { DEMO_AGENCY, seedDemo, startDemoTransfer } from './seed-demo';
 import { type RunningTemporal, findTemporalTool, startEmbeddedPostgres, startTemporalDevServer } from './dev-services';
 import { startMailCatcher } from './mail-catcher';
 
@@ -89,10 +89,12 @@ async function main(): Promise<void> {
     });
     const api = await startApi(connected, createLogger(config, 'api'));
     stops.push(api.close);
+    const demoTransfer = tokens?.staff ? await startDemoTransfer(api.url, tokens.staff) : undefined;
 
     say('');
     say(`handoff is running`);
-    say(`  API          ${api.url}`);
+    say(`  staff page   ${api.url}/   (sign in with a token below)`);
+    say(`  API          ${api.url}/v1`);
     say(`  API docs     ${api.url}/docs`);
     say(`  health       ${api.url}/health`);
     say(`  Temporal     ${temporalAddress}${temporalUi ? `  (web UI ${temporalUi})` : ''}`);
@@ -103,6 +105,7 @@ async function main(): Promise<void> {
     if (tokens) {
       say(`  demo tokens  (agency ${DEMO_AGENCY}; also in ${join(dataDir, 'dev-tokens.json')})`);
       for (const [role, token] of Object.entries(tokens)) say(`    ${role.padEnd(18)} ${token}`);
+      if (demoTransfer) say(`  demo transfer ${demoTransfer}   (sign in as clinical_director to follow it)`);
     }
     say('Ctrl-C stops everything.');
   } catch (error) {
