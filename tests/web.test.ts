@@ -290,6 +290,93 @@ describe('the staff page', () => {
     await context.close();
   });
 
+  test('when a case has its closure letter, then its page draws the referral loop and opens the letter as a PDF', async () => {
+    // client-008 was approved from the queue above; the rest of the way through the API, as the care team would.
+    const { case_id } = await caseOf('client-008');
+    const act = async (path: string, userId: string, body: unknown) => {
+      const res = await send<any>(stack.url, 'POST', `/v1/cases/${case_id}/${path}`, { token: tokens[userId], body });
+      expect({ path, status: res.status, body: res.status === 200 ? null : res.body }).toEqual({
+        path,
+        status: 200,
+        body: null,
+      });
+      return res.body;
+    };
+    const day = new Date().toISOString().slice(0, 10);
+    await act('conversation', 'counselor-3', { heldOn: day, clientChoice: 'accept_proposed', lastSessionDate: day });
+    await act('referrals', 'staff-1', {
+      candidates: [
+        {
+          providerId: 'clinician-4',
+          name: 'Dr. Taylor Receiver',
+          external: false,
+          contact: 'clinician-4@demo.example',
+        },
+      ],
+    });
+    const sent = await eventually(async () => {
+      const c = await send<any>(stack.url, 'GET', `/v1/cases/${case_id}`, { token: tokens['director-1'] });
+      return c.body.process.referrals.find((r: { state: string }) => r.state === 'sent');
+    });
+    await act(`referrals/${sent.referralId}/response`, 'staff-1', { response: 'accepted' });
+    await act(`referrals/${sent.referralId}/appointment`, 'staff-1', {
+      scheduledFor: new Date(Date.now() + 5 * 86_400_000).toISOString(),
+    });
+    await eventually(async () => (await caseOf('client-008')).step === 'follow_up');
+
+    const { context, page, errors } = await newPage();
+    await signIn(page, 'director-1');
+    await page.goto(`${stack.url}/#/cases/${case_id}`);
+    const loop = page.getByRole('figure', { name: /Referral 1 to Dr. Taylor Receiver/ });
+    await loop.waitFor();
+    expect(await loop.locator('li.visited').allTextContents()).toEqual(
+      expect.arrayContaining(['proposed', 'sent', 'accepted', 'first appointment scheduled']),
+    );
+    expect(await loop.locator('li[aria-current="step"]').textContent()).toBe('first appointment scheduled');
+    const [pdf] = await Promise.all([
+      context.waitForEvent('page'),
+      page.getByRole('button', { name: 'Open the letter (PDF)' }).click(),
+    ]);
+    expect(pdf.url()).toMatch(/^blob:http:\/\/127\.0\.0\.1:\d+\//);
+    await shot(page, 'case-letter');
+    expect(await accessibilityProblems(page)).toEqual([]);
+    const reads = await stack.db
+      .selectFrom('audit_events')
+      .select('actor_id')
+      .where('case_id', '=', case_id)
+      .where('action', '=', 'case.viewed.letter')
+      .execute();
+    expect(reads.map((r) => r.actor_id)).toContain('director-1');
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
+  test('when the pages are seen on a tablet, then none is wider than the screen', async () => {
+    const context = await browser.newContext({ viewport: { width: 768, height: 1024 }, hasTouch: true });
+    const page = await context.newPage();
+    await page.goto(`${stack.url}/`);
+    await page.getByLabel('API token').fill(tokens['director-1']!);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const { case_id } = await caseOf('client-008');
+    for (const [name, hash, ready] of [
+      ['queue', '#/queue', 'article.card'],
+      ['transfer', `#/transfers/${transferId}`, '[data-testid="opened"]'],
+      ['case', `#/cases/${case_id}`, 'table.timeline tbody tr'],
+    ] as const) {
+      await page.goto(`${stack.url}/${hash}`);
+      await page.locator(ready).first().waitFor();
+      const overflow = await page.evaluate(() => {
+        const root = (
+          globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number } } }
+        ).document.documentElement;
+        return root.scrollWidth - root.clientWidth;
+      });
+      expect({ name, overflow }).toEqual({ name, overflow: 0 });
+      await shot(page, `tablet-${name}`);
+    }
+    await context.close();
+  });
+
   test("when someone asks for a case's timeline, then they get who, role, what, when and outcome only, and a counselor gets another counselor's as a 404", async () => {
     const { case_id } = await caseOf('client-008');
     const timeline = await send<any>(stack.url, 'GET', `/v1/cases/${case_id}/timeline`, { token: tokens['staff-1'] });
