@@ -42,7 +42,8 @@ export interface TestStack {
     path: string,
     options?: { body?: unknown; actor?: TestActor | null; headers?: Record<string, string> },
   ): Promise<ApiResponse<T>>;
-  restartWorker: () => Promise<void>;
+  /** Stops the worker and starts another, on the given workflow bundle (a deploy) or today's code. */
+  restartWorker: (workflowBundlePath?: string) => Promise<void>;
   close: () => Promise<void>;
 }
 
@@ -149,7 +150,14 @@ export async function withApp(
  * With a database and namespace of its own (`isolatedServices`), what it does is all a reconcile sees.
  */
 export async function startStack(
-  options: { databaseUrl?: string; namespace?: string; auditAnchorFile?: string; rateLimitPerMinute?: number } = {},
+  options: {
+    databaseUrl?: string;
+    namespace?: string;
+    auditAnchorFile?: string;
+    rateLimitPerMinute?: number;
+    /** The workflow code the worker runs (another release's bundle); today's unless given. */
+    workflowBundlePath?: string;
+  } = {},
 ): Promise<TestStack> {
   quietRuntime();
   const context = testContext();
@@ -158,12 +166,12 @@ export async function startStack(
   const database = openDatabase(options.databaseUrl ?? context.databaseUrl);
   const temporal = openTemporalClient(context.temporalAddress, namespace);
   const nativeConnection = await NativeConnection.connect({ address: context.temporalAddress });
-  const createWorker = () =>
+  const createWorker = (workflowBundlePath = options.workflowBundlePath ?? context.workflowBundlePath) =>
     Worker.create({
       connection: nativeConnection,
       namespace,
       taskQueue,
-      workflowBundle: { codePath: context.workflowBundlePath },
+      workflowBundle: { codePath: workflowBundlePath },
       activities: createActivities({
         db: database.db,
         temporal: temporal.client,
@@ -192,11 +200,11 @@ export async function startStack(
       const token = actor ? await tokenFor(database.db, actor) : null;
       return send(api.url, method, path, { body: options.body, headers: options.headers, token });
     },
-    async restartWorker() {
+    async restartWorker(workflowBundlePath?: string) {
       // As a crash or deploy would: the worker goes away mid-work and a new one picks up.
       worker.shutdown();
       await running;
-      worker = await createWorker();
+      worker = await createWorker(workflowBundlePath);
       running = worker.run();
     },
     async close() {
