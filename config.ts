@@ -6,41 +6,88 @@ const optionalString = z
   .transform((value) => (value === '' ? undefined : value))
   .optional();
 
-const schema = z.object({
-  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
-  HOST: z.string().default('127.0.0.1'),
-  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
-  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
-  /** Unset: `npm start` runs an embedded PostgreSQL under DATA_DIR. */
-  DATABASE_URL: optionalString,
-  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
-  /** Unset: `npm start` runs a Temporal dev server. */
-  TEMPORAL_ADDRESS: optionalString,
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-  TEMPORAL_TASK_QUEUE: z.string().min(1).default('handoff'),
-  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
-  DATA_DIR: z.string().min(1).default('.data'),
-  /** Where the audit chain's head is written out of the database; unset: DATA_DIR/audit-anchors.ndjson. */
-  AUDIT_ANCHOR_FILE: optionalString,
-  AUDIT_ANCHOR_INTERVAL_SECONDS: z.coerce.number().int().min(5).default(300),
-  RECONCILE_INTERVAL_MINUTES: z.coerce.number().int().min(1).max(10_080).default(60),
-  EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(5433),
-  TEMPORAL_DEV_PORT: z.coerce.number().int().min(1).max(65535).default(7233),
-  TEMPORAL_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8233),
-  /** Where email goes (`smtp://host:port`, `smtps://user:pass@host`); unset: `npm start` runs a local catcher. */
-  SMTP_URL: optionalString,
-  MAIL_FROM: z.string().min(3).default('handoff@localhost'),
-  /** The API's address as staff reach it, for links in emails; unset: http://HOST:PORT. */
-  PUBLIC_URL: optionalString,
-  OUTBOX_POLL_SECONDS: z.coerce.number().min(1).max(3600).default(5),
-  /** The agency's hour (0-23) from which each user's daily digest of their queue goes out. */
-  DIGEST_HOUR: z.coerce.number().int().min(0).max(23).default(7),
-  /** The bearer token Prometheus scrapes /metrics with (16+ characters); unset: /metrics is off. */
-  METRICS_TOKEN: z.string().min(16).optional(),
-  MAIL_CATCHER_PORT: z.coerce.number().int().min(0).max(65535).default(1025),
-  /** A workflow bundle made ahead of time (bundleWorkflowCode); unset: the worker bundles at start (seconds). */
-  WORKFLOW_BUNDLE: optionalString,
-});
+const booleanFlag = z.enum(['true', 'false']).transform((value) => value === 'true');
+
+const isHttpUrl = (value: string) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol);
+
+const schema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    HOST: z.string().default('127.0.0.1'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
+    /** Unset: `npm start` runs an embedded PostgreSQL under DATA_DIR. */
+    DATABASE_URL: optionalString,
+    DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
+    /** Unset: `npm start` runs a Temporal dev server. */
+    TEMPORAL_ADDRESS: optionalString,
+    TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+    TEMPORAL_TASK_QUEUE: z.string().min(1).default('handoff'),
+    RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
+    DATA_DIR: z.string().min(1).default('.data'),
+    /** Where the audit chain's head is written out of the database; unset: DATA_DIR/audit-anchors.ndjson. */
+    AUDIT_ANCHOR_FILE: optionalString,
+    AUDIT_ANCHOR_INTERVAL_SECONDS: z.coerce.number().int().min(5).default(300),
+    RECONCILE_INTERVAL_MINUTES: z.coerce.number().int().min(1).max(10_080).default(60),
+    EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(5433),
+    TEMPORAL_DEV_PORT: z.coerce.number().int().min(1).max(65535).default(7233),
+    TEMPORAL_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8233),
+    /** Where email goes (`smtp://host:port`, `smtps://user:pass@host`); unset: `npm start` runs a local catcher. */
+    SMTP_URL: optionalString,
+    MAIL_FROM: z.string().min(3).default('handoff@localhost'),
+    /** The API's address as staff reach it, for links in emails; unset: http://HOST:PORT. */
+    PUBLIC_URL: optionalString,
+    OUTBOX_POLL_SECONDS: z.coerce.number().min(1).max(3600).default(5),
+    /** The agency's hour (0-23) from which each user's daily digest of their queue goes out. */
+    DIGEST_HOUR: z.coerce.number().int().min(0).max(23).default(7),
+    /** The bearer token Prometheus scrapes /metrics with (16+ characters); unset: /metrics is off. */
+    METRICS_TOKEN: z.string().min(16).optional(),
+    MAIL_CATCHER_PORT: z.coerce.number().int().min(0).max(65535).default(1025),
+    /** A workflow bundle made ahead of time (bundleWorkflowCode); unset: the worker bundles at start (seconds). */
+    WORKFLOW_BUNDLE: optionalString,
+    /** The agency's OpenID provider (its issuer URL); unset: sign-in by API token only. */
+    OIDC_ISSUER: optionalString.refine((value) => value === undefined || isHttpUrl(value), 'must be an http(s) URL'),
+    OIDC_CLIENT_ID: optionalString,
+    OIDC_CLIENT_SECRET: optionalString,
+    /** Where the provider sends the browser back; unset: PUBLIC_URL/auth/oidc/callback. */
+    OIDC_REDIRECT_URL: optionalString.refine(
+      (value) => value === undefined || isHttpUrl(value),
+      'must be an http(s) URL',
+    ),
+    /** Signs the short-lived cookie that carries a sign-in from its start to its callback, on any API replica. */
+    OIDC_COOKIE_SECRET: z.string().min(32, 'must be 32 characters or more').optional(),
+    /** The ID token claims that name the handoff user, their agency and their role. */
+    OIDC_USER_CLAIM: z.string().min(1).default('preferred_username'),
+    OIDC_AGENCY_CLAIM: z.string().min(1).default('handoff_agency'),
+    OIDC_ROLE_CLAIM: z.string().min(1).default('handoff_role'),
+    /** Refuse a sign-in whose ID token does not list `mfa` in `amr`. */
+    OIDC_REQUIRE_MFA: booleanFlag.default(true),
+    OIDC_SCOPES: z
+      .string()
+      .trim()
+      .default('openid profile')
+      .refine((value) => value.split(/\s+/).includes('openid'), 'must include openid'),
+    /** The life of an API token minted at sign-in. */
+    SESSION_HOURS: z.coerce.number().positive().max(168).default(8),
+  })
+  .superRefine((env, ctx) => {
+    if (!env.OIDC_ISSUER) return;
+    for (const key of ['OIDC_CLIENT_ID', 'OIDC_CLIENT_SECRET', 'OIDC_COOKIE_SECRET'] as const) {
+      if (!env[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'must be set when OIDC_ISSUER is set' });
+    }
+    // Tokens and the authorization code cross this connection: plain HTTP is for a provider on a test machine.
+    if (env.NODE_ENV === 'production' && !env.OIDC_ISSUER.startsWith('https://')) {
+      ctx.addIssue({ code: 'custom', path: ['OIDC_ISSUER'], message: 'must be an https URL in production' });
+    }
+    const redirect = env.OIDC_REDIRECT_URL ?? env.PUBLIC_URL;
+    if (env.NODE_ENV === 'production' && !redirect?.startsWith('https://')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['OIDC_REDIRECT_URL'],
+        message: 'must be an https URL in production (set it, or PUBLIC_URL, to the address staff use)',
+      });
+    }
+  });
 
 export type Config = Readonly<z.infer<typeof schema>>;
 
@@ -60,6 +107,36 @@ export function auditAnchorFile(config: Config): string {
 
 export function publicUrl(config: Config): string {
   return config.PUBLIC_URL ?? `http://${config.HOST}:${config.PORT}`;
+}
+
+/** How the API signs staff in through the agency's OpenID provider. */
+export interface OidcSettings {
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  redirectUrl: string;
+  cookieSecret: string;
+  claims: { user: string; agency: string; role: string };
+  requireMfa: boolean;
+  scopes: string;
+  sessionHours: number;
+}
+
+/** The OpenID Connect settings, or undefined when OIDC_ISSUER is unset (sign-in by API token only). */
+export function oidcSettings(config: Config): OidcSettings | undefined {
+  const { OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_COOKIE_SECRET } = config;
+  if (!OIDC_ISSUER || !OIDC_CLIENT_ID || !OIDC_CLIENT_SECRET || !OIDC_COOKIE_SECRET) return undefined;
+  return {
+    issuer: OIDC_ISSUER,
+    clientId: OIDC_CLIENT_ID,
+    clientSecret: OIDC_CLIENT_SECRET,
+    redirectUrl: config.OIDC_REDIRECT_URL ?? `${publicUrl(config).replace(/\/+$/, '')}/auth/oidc/callback`,
+    cookieSecret: OIDC_COOKIE_SECRET,
+    claims: { user: config.OIDC_USER_CLAIM, agency: config.OIDC_AGENCY_CLAIM, role: config.OIDC_ROLE_CLAIM },
+    requireMfa: config.OIDC_REQUIRE_MFA,
+    scopes: config.OIDC_SCOPES,
+    sessionHours: config.SESSION_HOURS,
+  };
 }
 
 /** For the processes that cannot start embedded services: the worker and API run alone. */

@@ -18,10 +18,12 @@ import { taskRoutes } from './tasks';
 import { transferRoutes } from './transfers';
 import { userRoutes } from './users';
 import { webRoutes } from './web';
+import { oidcRoutes } from './oidc';
 import { openApiDocument } from './openapi';
 import { methodNotAllowed } from './methods';
 import { HttpProblem, problem, problemHandler } from './problem';
 import { appendAuditEvent } from '../db/audit';
+import type { OidcSettings } from '../config';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -46,6 +48,10 @@ export interface AppDeps {
   metrics?: Metrics;
   /** The bearer token /metrics is scraped with; without one, /metrics is off. */
   metricsToken?: string;
+  /** Sign-in through the agency's OpenID provider; absent: API tokens only. */
+  oidc?: OidcSettings;
+  /** Whether the web page offers pasting an API token (absent: true; main.ts says false in production). */
+  devTokens?: boolean;
 }
 
 const requestId: RequestHandler = (req, res, next) => {
@@ -128,6 +134,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.get('/metrics', metricsRoute(metrics, deps.metricsToken));
   app.use(webRoutes());
+  app.use(oidcRoutes({ db, logger, oidc: deps.oidc, devTokens: deps.devTokens ?? true }));
 
   // Everything below needs a signed-in user.
   app.use(authenticate(db));

@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { type Config, auditAnchorFile, loadConfig, requireConnections } from '../config';
+import { type Config, auditAnchorFile, loadConfig, oidcSettings, requireConnections } from '../config';
 import { openDatabase } from '../db/database';
 import { createLogger } from '../logger';
 import { openTemporalClient } from '../temporal';
@@ -22,6 +22,7 @@ export async function startApi(
     onPoolError: (error) => logger.warn({ err: error.message }, 'postgres connection lost'),
   });
   const temporal = openTemporalClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, { failFast: true });
+  const oidc = oidcSettings(config);
   const app = createApp({
     db: database.db,
     temporal: temporal.client,
@@ -35,6 +36,8 @@ export async function startApi(
     rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
     ...(config.METRICS_TOKEN ? { metricsToken: config.METRICS_TOKEN } : {}),
     anchorFile: auditAnchorFile(config),
+    ...(oidc ? { oidc } : {}),
+    devTokens: config.NODE_ENV !== 'production',
   });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, (error?: Error) => (error ? reject(error) : resolve(s)));

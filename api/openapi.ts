@@ -30,6 +30,7 @@ import { completeBody, reassignBody, taskIdParams, taskQuery } from './tasks';
 import { tokenBody, tokenParams, userBody, userParams } from './users';
 import {
   REFERENCE_VIEWS,
+  authConfigView,
   disclosuresView,
   mailBatchMailed,
   mailBatchView,
@@ -114,6 +115,22 @@ const operations: Operation[] = [
       },
     ],
     problems: [401, 404],
+  },
+  {
+    method: 'get',
+    path: '/auth/config',
+    summary: "Which sign-ins this API offers: the agency's identity provider, pasted API tokens",
+    access: 'public',
+    responses: [json(200, authConfigView)],
+    problems: [],
+  },
+  {
+    method: 'post',
+    path: '/auth/sign-out',
+    summary: 'Sign out: revokes the calling token if sign-in minted it (an API token is left alone)',
+    access: 'signed-in',
+    responses: [{ status: 204, description: 'Signed out' }],
+    problems: [],
   },
   {
     method: 'post',

@@ -165,6 +165,13 @@ export const tokenIssued = z
   .strictObject({ tokenId: z.uuid(), token: z.string().describe('Shown this once'), expiresAt: instant })
   .meta({ id: 'TokenIssued' });
 
+export const authConfigView = z
+  .strictObject({
+    oidc: z.boolean().describe("Sign-in through the agency's identity provider (/auth/oidc/login)"),
+    devTokens: z.boolean().describe('Whether the web page offers pasting an API token (not in production)'),
+  })
+  .meta({ id: 'AuthConfig' });
+
 export const tokenRevoked = z
   .strictObject({ tokenId: z.uuid(), revoked: z.literal(true) })
   .meta({ id: 'TokenRevoked' });

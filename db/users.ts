@@ -16,15 +16,16 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
-/** A new random token (shown once; only its hash is stored). */
+/** A new random token (shown once; only its hash is stored), for `hours` or else `days` (90 by default). */
 export async function createToken(
   db: Kysely<Database>,
   owner: { agencyId: string; userId: string },
-  options: { label?: string; days?: number } = {},
+  options: { label?: string; days?: number; hours?: number } = {},
 ): Promise<{ tokenId: string; token: string; expiresAt: Date }> {
   const token = `hk_${randomBytes(32).toString('base64url')}`;
   const tokenId = randomUUID();
-  const expiresAt = new Date(Date.now() + (options.days ?? 90) * 86_400_000);
+  const hours = options.hours ?? (options.days ?? 90) * 24;
+  const expiresAt = new Date(Date.now() + hours * 3_600_000);
   await db
     .insertInto('api_tokens')
     .values({
@@ -39,13 +40,20 @@ export async function createToken(
   return { tokenId, token, expiresAt };
 }
 
-export async function revokeToken(db: Kysely<Database>, agencyId: string, tokenId: string): Promise<boolean> {
-  const result = await db
+/** Revokes one token of the agency (only one of this label, when given); false when there is none. */
+export async function revokeToken(
+  db: Kysely<Database>,
+  agencyId: string,
+  tokenId: string,
+  options: { label?: string } = {},
+): Promise<boolean> {
+  let update = db
     .updateTable('api_tokens')
     .set({ revoked_at: sql`coalesce(revoked_at, now())` })
     .where('agency_id', '=', agencyId)
-    .where('token_id', '=', tokenId)
-    .executeTakeFirst();
+    .where('token_id', '=', tokenId);
+  if (options.label !== undefined) update = update.where('label', '=', options.label);
+  const result = await update.executeTakeFirst();
   return (result.numUpdatedRows ?? 0n) > 0n;
 }
 

@@ -115,7 +115,13 @@ export async function listen(deps: AppDeps): Promise<{ url: string; close(): Pro
  * for the time of `run`; the suite's servers unless told otherwise.
  */
 export async function withApp(
-  options: { databaseUrl?: string; temporalAddress?: string; rateLimitPerMinute?: number; workerTaskQueue?: string },
+  options: {
+    databaseUrl?: string;
+    temporalAddress?: string;
+    rateLimitPerMinute?: number;
+    workerTaskQueue?: string;
+    devTokens?: boolean;
+  },
   run: (url: string, db: Db) => Promise<void>,
 ): Promise<void> {
   const context = testContext();
@@ -134,6 +140,7 @@ export async function withApp(
       ...(options.workerTaskQueue ? { worker: () => temporal.workerPolling(options.workerTaskQueue!) } : {}),
     },
     rateLimitPerMinute: options.rateLimitPerMinute,
+    devTokens: options.devTokens,
   });
   try {
     await run(api.url, database.db);
