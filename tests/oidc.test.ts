@@ -6,6 +6,7 @@ import { createToken, upsertUser } from '../db/users';
 import { freePort } from '../scripts/dev-services';
 import { TEST_DIR, testContext } from './support/context';
 import { Browser, type ProviderOptions, type RunningProcess, startApiProcess, startOidcProvider } from './support/oidc';
+import { launchChromium } from './support/chromium';
 import { send, withApp } from './support/stack';
 
 /*
@@ -216,6 +217,41 @@ describe('without OIDC', () => {
 describe('sign-in through the provider', () => {
   test('when OIDC is configured, then /auth/config says so', async () => {
     expect((await send(apiUrl, 'GET', '/auth/config')).body).toEqual({ oidc: true, devTokens: true });
+  });
+
+  test('when a director signs in through the provider in a real browser, then the staff page lands on their queue and keeps the token for the tab only', async () => {
+    const chromium = await launchChromium();
+    try {
+      const context = await chromium.newContext();
+      const page = await context.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (error) => errors.push(error.message));
+      page.setDefaultTimeout(20_000);
+      await page.goto(`${apiUrl}/`);
+      await page.getByRole('link', { name: "Sign in with your agency's account" }).click();
+      // The provider's own page (tests/support/oidc-provider.mts): the account to sign in as.
+      await page.locator('input[name="login"]').fill('director');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('heading', { name: 'My queue' }).waitFor();
+      expect(await page.getByTestId('who').textContent()).toContain('Dana · clinical director');
+      const token = await page.evaluate(() =>
+        (globalThis as unknown as { sessionStorage: { getItem(k: string): string | null } }).sessionStorage.getItem(
+          'handoff.token',
+        ),
+      );
+      expect(token).toMatch(/^hk_/);
+      // A new tab of the same browser starts signed out: the token lived in that tab's session only.
+      const other = await context.newPage();
+      await other.goto(`${apiUrl}/`);
+      await other.getByRole('heading', { name: 'Sign in to handoff' }).waitFor();
+      // Signing out revokes the token the sign-in minted.
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByRole('heading', { name: 'Sign in to handoff' }).waitFor();
+      expect((await send(apiUrl, 'GET', '/v1/me', { token })).status).toBe(401);
+      expect(errors).toEqual([]);
+    } finally {
+      await chromium.close();
+    }
   });
 
   test('when a sign-in starts, then the browser goes to the provider with PKCE, state and nonce, and carries them in a signed, short-lived cookie', async () => {

@@ -1,10 +1,11 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import axe from 'axe-core';
-import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createToken } from '../db/users';
 import { seedDemoAgency } from '../scripts/seed-demo';
+import { launchChromium } from './support/chromium';
 import { type TestStack, eventually, send, startStack } from './support/stack';
 
 /**
@@ -13,7 +14,6 @@ import { type TestStack, eventually, send, startStack } from './support/stack';
  * to artifacts/web/ (kept by CI as an artifact; not committed).
  */
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SHOTS = resolve(__dirname, '..', 'artifacts', 'web');
 
 let stack: TestStack;
@@ -42,9 +42,6 @@ async function caseOf(clientId: string) {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`no Chromium at ${CHROMIUM}: install Debian's chromium package (CI does) or set CHROMIUM_PATH`);
-  }
   mkdirSync(SHOTS, { recursive: true });
   stack = await startStack();
   await seedDemoAgency(stack.db, agencyId);
@@ -68,19 +65,7 @@ beforeAll(async () => {
     60_000,
   );
   await eventually(async () => (await caseOf('client-006')).step === 'decision_review', 30_000);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    // As root, on a machine with no way out: no sandbox, and none of Chromium's own calls home.
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 }, 180_000);
 
 afterAll(async () => {
