@@ -6,41 +6,103 @@ const optionalString = z
   .transform((value) => (value === '' ? undefined : value))
   .optional();
 
-const schema = z.object({
-  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
-  HOST: z.string().default('127.0.0.1'),
-  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
-  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
-  /** Unset: `npm start` runs an embedded PostgreSQL under DATA_DIR. */
-  DATABASE_URL: optionalString,
-  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
-  /** Unset: `npm start` runs a Temporal dev server. */
-  TEMPORAL_ADDRESS: optionalString,
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-  TEMPORAL_TASK_QUEUE: z.string().min(1).default('handoff'),
-  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
-  DATA_DIR: z.string().min(1).default('.data'),
-  /** Where the audit chain's head is written out of the database; unset: DATA_DIR/audit-anchors.ndjson. */
-  AUDIT_ANCHOR_FILE: optionalString,
-  AUDIT_ANCHOR_INTERVAL_SECONDS: z.coerce.number().int().min(5).default(300),
-  RECONCILE_INTERVAL_MINUTES: z.coerce.number().int().min(1).max(10_080).default(60),
-  EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(5433),
-  TEMPORAL_DEV_PORT: z.coerce.number().int().min(1).max(65535).default(7233),
-  TEMPORAL_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8233),
-  /** Where email goes (`smtp://host:port`, `smtps://user:pass@host`); unset: `npm start` runs a local catcher. */
-  SMTP_URL: optionalString,
-  MAIL_FROM: z.string().min(3).default('handoff@localhost'),
-  /** The API's address as staff reach it, for links in emails; unset: http://HOST:PORT. */
-  PUBLIC_URL: optionalString,
-  OUTBOX_POLL_SECONDS: z.coerce.number().min(1).max(3600).default(5),
-  /** The agency's hour (0-23) from which each user's daily digest of their queue goes out. */
-  DIGEST_HOUR: z.coerce.number().int().min(0).max(23).default(7),
-  /** The bearer token Prometheus scrapes /metrics with (16+ characters); unset: /metrics is off. */
-  METRICS_TOKEN: z.string().min(16).optional(),
-  MAIL_CATCHER_PORT: z.coerce.number().int().min(0).max(65535).default(1025),
-  /** A workflow bundle made ahead of time (bundleWorkflowCode); unset: the worker bundles at start (seconds). */
-  WORKFLOW_BUNDLE: optionalString,
-});
+const booleanFlag = z.enum(['true', 'false']).transform((value) => value === 'true');
+
+const TLS_FILES = ['TEMPORAL_TLS_CA', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY'] as const;
+
+const schema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    HOST: z.string().default('127.0.0.1'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
+    /** Unset: `npm start` runs an embedded PostgreSQL under DATA_DIR. */
+    DATABASE_URL: optionalString,
+    DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
+    /** Unset: `npm start` runs a Temporal dev server. */
+    TEMPORAL_ADDRESS: optionalString,
+    TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+    TEMPORAL_TASK_QUEUE: z.string().min(1).default('handoff'),
+    RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
+    DATA_DIR: z.string().min(1).default('.data'),
+    /** Where the audit chain's head is written out of the database; unset: DATA_DIR/audit-anchors.ndjson. */
+    AUDIT_ANCHOR_FILE: optionalString,
+    AUDIT_ANCHOR_INTERVAL_SECONDS: z.coerce.number().int().min(5).default(300),
+    RECONCILE_INTERVAL_MINUTES: z.coerce.number().int().min(1).max(10_080).default(60),
+    EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(5433),
+    TEMPORAL_DEV_PORT: z.coerce.number().int().min(1).max(65535).default(7233),
+    TEMPORAL_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8233),
+    /** Where email goes (`smtp://host:port`, `smtps://user:pass@host`); unset: `npm start` runs a local catcher. */
+    SMTP_URL: optionalString,
+    MAIL_FROM: z.string().min(3).default('handoff@localhost'),
+    /** The API's address as staff reach it, for links in emails; unset: http://HOST:PORT. */
+    PUBLIC_URL: optionalString,
+    OUTBOX_POLL_SECONDS: z.coerce.number().min(1).max(3600).default(5),
+    /** The agency's hour (0-23) from which each user's daily digest of their queue goes out. */
+    DIGEST_HOUR: z.coerce.number().int().min(0).max(23).default(7),
+    /** The bearer token Prometheus scrapes /metrics with (16+ characters); unset: /metrics is off. */
+    METRICS_TOKEN: z.string().min(16).optional(),
+    MAIL_CATCHER_PORT: z.coerce.number().int().min(0).max(65535).default(1025),
+    /** A workflow bundle made ahead of time (bundleWorkflowCode); unset: the worker bundles at start (seconds). */
+    WORKFLOW_BUNDLE: optionalString,
+    /** The CA that signed the Temporal frontend's certificate (PEM file); with CERT and KEY, every connection is mTLS. */
+    TEMPORAL_TLS_CA: optionalString,
+    /** This process's client certificate (PEM file), signed by a CA the frontend trusts. */
+    TEMPORAL_TLS_CERT: optionalString,
+    /** The private key of TEMPORAL_TLS_CERT (PEM file). */
+    TEMPORAL_TLS_KEY: optionalString,
+    /** The name the frontend's certificate is checked against; unset: the host of TEMPORAL_ADDRESS. */
+    TEMPORAL_TLS_SERVER_NAME: optionalString,
+    /** In production, plain gRPC to Temporal only when this says so; a deploy cannot drop TLS by forgetting it. */
+    TEMPORAL_TLS_DISABLED: booleanFlag.default(false),
+  })
+  .superRefine((config, ctx) => {
+    const given = TLS_FILES.filter((key) => config[key] !== undefined);
+    const missing = TLS_FILES.filter((key) => config[key] === undefined);
+    if (given.length > 0 && missing.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [missing[0]!],
+        message: `${TLS_FILES.join(', ')} go together (mutual TLS): ${given.join(' and ')} set, ${missing.join(' and ')} missing`,
+      });
+    }
+    const tls = missing.length === 0;
+    if (config.TEMPORAL_TLS_SERVER_NAME !== undefined && !tls) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['TEMPORAL_TLS_SERVER_NAME'],
+        message: `is used only with ${TLS_FILES.join(', ')}`,
+      });
+    }
+    if (tls && config.TEMPORAL_TLS_DISABLED) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['TEMPORAL_TLS_DISABLED'],
+        message: `is true while ${TLS_FILES.join(', ')} are set: choose one`,
+      });
+    }
+    if (given.length > 0 && config.TEMPORAL_ADDRESS === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['TEMPORAL_ADDRESS'],
+        message: 'must be set with TEMPORAL_TLS_*: the dev server npm start runs speaks plain gRPC',
+      });
+    }
+    if (
+      config.NODE_ENV === 'production' &&
+      config.TEMPORAL_ADDRESS !== undefined &&
+      given.length === 0 &&
+      !config.TEMPORAL_TLS_DISABLED
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['TEMPORAL_ADDRESS'],
+        message:
+          `would be reached without TLS in production: set ${TLS_FILES.join(', ')} (scripts/make-temporal-certs.sh ` +
+          'makes them), or TEMPORAL_TLS_DISABLED=true to mean it',
+      });
+    }
+  });
 
 export type Config = Readonly<z.infer<typeof schema>>;
 
