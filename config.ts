@@ -8,6 +8,8 @@ const optionalString = z
 
 const booleanFlag = z.enum(['true', 'false']).transform((value) => value === 'true');
 
+const TLS_FILES = ['TEMPORAL_TLS_CA', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY'] as const;
+
 const isHttpUrl = (value: string) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol);
 
 const schema = z
@@ -45,6 +47,16 @@ const schema = z
     MAIL_CATCHER_PORT: z.coerce.number().int().min(0).max(65535).default(1025),
     /** A workflow bundle made ahead of time (bundleWorkflowCode); unset: the worker bundles at start (seconds). */
     WORKFLOW_BUNDLE: optionalString,
+    /** The CA that signed the Temporal frontend's certificate (PEM file); with CERT and KEY, every connection is mTLS. */
+    TEMPORAL_TLS_CA: optionalString,
+    /** This process's client certificate (PEM file), signed by a CA the frontend trusts. */
+    TEMPORAL_TLS_CERT: optionalString,
+    /** The private key of TEMPORAL_TLS_CERT (PEM file). */
+    TEMPORAL_TLS_KEY: optionalString,
+    /** The name the frontend's certificate is checked against; unset: the host of TEMPORAL_ADDRESS. */
+    TEMPORAL_TLS_SERVER_NAME: optionalString,
+    /** In production, plain gRPC to Temporal only when this says so; a deploy cannot drop TLS by forgetting it. */
+    TEMPORAL_TLS_DISABLED: booleanFlag.default(false),
     /** The agency's OpenID provider (its issuer URL); unset: sign-in by API token only. */
     OIDC_ISSUER: optionalString.refine((value) => value === undefined || isHttpUrl(value), 'must be an http(s) URL'),
     OIDC_CLIENT_ID: optionalString,
@@ -85,6 +97,53 @@ const schema = z
         code: 'custom',
         path: ['OIDC_REDIRECT_URL'],
         message: 'must be an https URL in production (set it, or PUBLIC_URL, to the address staff use)',
+      });
+    }
+  })
+  .superRefine((config, ctx) => {
+    const given = TLS_FILES.filter((key) => config[key] !== undefined);
+    const missing = TLS_FILES.filter((key) => config[key] === undefined);
+    if (given.length > 0 && missing.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [missing[0]!],
+        message: `${TLS_FILES.join(', ')} go together (mutual TLS): ${given.join(' and ')} set, ${missing.join(' and ')} missing`,
+      });
+    }
+    const tls = missing.length === 0;
+    if (config.TEMPORAL_TLS_SERVER_NAME !== undefined && !tls) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['TEMPORAL_TLS_SERVER_NAME'],
+        message: `is used only with ${TLS_FILES.join(', ')}`,
+      });
+    }
+    if (tls && config.TEMPORAL_TLS_DISABLED) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['TEMPORAL_TLS_DISABLED'],
+        message: `is true while ${TLS_FILES.join(', ')} are set: choose one`,
+      });
+    }
+    if (given.length > 0 && config.TEMPORAL_ADDRESS === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['TEMPORAL_ADDRESS'],
+        message: 'must be set with TEMPORAL_TLS_*: the dev server npm start runs speaks plain gRPC',
+      });
+    }
+    if (
+      config.NODE_ENV === 'production' &&
+      config.TEMPORAL_ADDRESS !== undefined &&
+      given.length === 0 &&
+      !config.TEMPORAL_TLS_DISABLED
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['TEMPORAL_ADDRESS'],
+        message:
+          `would be reached without TLS in production: set ${TLS_FILES.join(', ')} (scripts/make-temporal-certs.sh ` +
+          'makes them), or TEMPORAL_TLS_DISABLED=true to mean it',
       });
     }
   });

@@ -1,4 +1,75 @@
-import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import {
+  Client,
+  Connection,
+  type TLSConfig,
+  defaultGrpcRetryOptions,
+  makeGrpcRetryInterceptor,
+} from '@temporalio/client';
+import type { Config } from './config';
+
+/**
+ * How a process reaches Temporal: the address and, when the deployment has it, mutual TLS. It is the options of
+ * every connection the service opens (`Connection.connect`, `NativeConnection.connect`, `openTemporalClient`), so
+ * none can take the address and leave the certificates behind.
+ */
+export interface TemporalTarget {
+  readonly address: string;
+  readonly tls?: TLSConfig;
+}
+
+function readPem(variable: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new Error(`could not read ${variable} (${path}): ${(error as Error).message}`);
+  }
+}
+
+function certificateOf(variable: string, path: string, pem: Buffer): X509Certificate {
+  try {
+    return new X509Certificate(pem);
+  } catch (error) {
+    throw new Error(`${variable} (${path}) is not a PEM certificate: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Where and how config says to reach Temporal. The certificate files are read and checked here, once, so a missing file or a key that
+ * belongs to another certificate stops the process at start, by name, rather than as a handshake failing over and
+ * over in a retry loop.
+ */
+export function temporalTarget(config: Config): TemporalTarget {
+  const {
+    TEMPORAL_ADDRESS: address,
+    TEMPORAL_TLS_CA: caFile,
+    TEMPORAL_TLS_CERT: certFile,
+    TEMPORAL_TLS_KEY: keyFile,
+  } = config;
+  if (address === undefined) throw new Error('TEMPORAL_ADDRESS must be set to connect to Temporal');
+  if (caFile === undefined || certFile === undefined || keyFile === undefined) return { address };
+  const ca = readPem('TEMPORAL_TLS_CA', caFile);
+  const crt = readPem('TEMPORAL_TLS_CERT', certFile);
+  const key = readPem('TEMPORAL_TLS_KEY', keyFile);
+  certificateOf('TEMPORAL_TLS_CA', caFile, ca);
+  const certificate = certificateOf('TEMPORAL_TLS_CERT', certFile, crt);
+  let matches: boolean;
+  try {
+    matches = certificate.checkPrivateKey(createPrivateKey(key));
+  } catch (error) {
+    throw new Error(`TEMPORAL_TLS_KEY (${keyFile}) is not a PEM private key: ${(error as Error).message}`);
+  }
+  if (!matches) throw new Error(`TEMPORAL_TLS_KEY (${keyFile}) is not the key of TEMPORAL_TLS_CERT (${certFile})`);
+  return {
+    address,
+    tls: {
+      serverRootCACertificate: ca,
+      clientCertPair: { crt, key },
+      ...(config.TEMPORAL_TLS_SERVER_NAME ? { serverNameOverride: config.TEMPORAL_TLS_SERVER_NAME } : {}),
+    },
+  };
+}
 
 export interface TemporalClientHandle {
   client: Client;
@@ -15,12 +86,12 @@ export interface TemporalClientHandle {
  * about twenty seconds, so a person waiting on a request hears "unavailable" at once.
  */
 export function openTemporalClient(
-  address: string,
+  target: TemporalTarget,
   namespace: string,
   options: { failFast?: boolean } = {},
 ): TemporalClientHandle {
   const connection = Connection.lazy({
-    address,
+    ...target,
     ...(options.failFast
       ? {
           interceptors: [

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { type Config, auditAnchorFile, loadConfig, oidcSettings, requireConnections } from '../config';
 import { openDatabase } from '../db/database';
 import { createLogger } from '../logger';
-import { openTemporalClient } from '../temporal';
+import { openTemporalClient, temporalTarget } from '../temporal';
 import { createApp } from './app';
 
 export interface RunningApi {
@@ -17,11 +17,12 @@ export async function startApi(
   config: Config & { DATABASE_URL: string; TEMPORAL_ADDRESS: string },
   logger: Logger,
 ): Promise<RunningApi> {
+  const target = temporalTarget(config);
   const database = openDatabase(config.DATABASE_URL, {
     poolSize: config.DATABASE_POOL_SIZE,
     onPoolError: (error) => logger.warn({ err: error.message }, 'postgres connection lost'),
   });
-  const temporal = openTemporalClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, { failFast: true });
+  const temporal = openTemporalClient(target, config.TEMPORAL_NAMESPACE, { failFast: true });
   const oidc = oidcSettings(config);
   const app = createApp({
     db: database.db,

@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   mkdirSync(DIR, { recursive: true });
   const pg = await startEmbeddedPostgres({ dataDir: join(DIR, 'postgres'), port: await freePort(), database: 'bench' });
   const database = openDatabase(pg.url, { poolSize: 4 });
-  const temporal = openTemporalClient('127.0.0.1:1', 'default');
+  const temporal = openTemporalClient({ address: '127.0.0.1:1' }, 'default');
   try {
     await migrateToLatest(database.db);
     const t0 = performance.now();

@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   });
   const database = openDatabase(pg.url, { poolSize: 20 });
   await migrateToLatest(database.db);
-  const temporal = openTemporalClient(temporalServer.address, 'default');
+  const temporal = openTemporalClient({ address: temporalServer.address }, 'default');
   const native = await NativeConnection.connect({ address: temporalServer.address });
   const taskQueue = `bench-${randomUUID()}`;
   const worker = await Worker.create({

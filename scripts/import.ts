@@ -4,7 +4,7 @@ import { loadConfig } from '../config';
 import { importCsv } from '../db/csv-import';
 import { openDatabase } from '../db/database';
 import { tellOpenCases } from '../api/client-facts';
-import { openTemporalClient } from '../temporal';
+import { openTemporalClient, temporalTarget } from '../temporal';
 import type { ReferenceKind } from '../db/reference';
 import { ROLES, type Role } from '../domain/case';
 
@@ -51,7 +51,7 @@ async function main(argv: string[]): Promise<number> {
   const database = openDatabase(config.DATABASE_URL);
   // A changed client record reaches its open cases; without Temporal they re-read it at their next outward act.
   const temporal = config.TEMPORAL_ADDRESS
-    ? openTemporalClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE)
+    ? openTemporalClient(temporalTarget(config), config.TEMPORAL_NAMESPACE)
     : undefined;
   try {
     const report = await importCsv(

@@ -2,7 +2,7 @@ import { reconcile } from '../activities/reconcile';
 import { auditAnchorFile, loadConfig, requireConnections } from '../config';
 import { openDatabase } from '../db/database';
 import { DRIFT_CHECKS, DRIFT_LABELS } from '../domain/reconcile';
-import { openTemporalClient } from '../temporal';
+import { openTemporalClient, temporalTarget } from '../temporal';
 
 const USAGE = 'usage: DATABASE_URL=… TEMPORAL_ADDRESS=… npm run reconcile [-- --json] [--settle-minutes N]\n';
 
@@ -21,7 +21,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const config = requireConnections(loadConfig());
   const database = openDatabase(config.DATABASE_URL);
-  const temporal = openTemporalClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+  const temporal = openTemporalClient(temporalTarget(config), config.TEMPORAL_NAMESPACE);
   try {
     const report = await reconcile(
       { db: database.db, temporal: temporal.client, auditAnchorFile: auditAnchorFile(config) },

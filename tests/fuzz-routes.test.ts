@@ -72,7 +72,7 @@ beforeAll(async () => {
   databaseName = `handoff_fuzz_${process.pid}`;
   database = openDatabase(await createDatabase(serverUrl, databaseName));
   await migrateToLatest(database.db);
-  temporal = openTemporalClient(context.temporalAddress, 'default');
+  temporal = openTemporalClient({ address: context.temporalAddress }, 'default');
   // No worker polls this queue: a case or transfer that started would stay visible on it.
   taskQueue = `fuzz-${randomUUID()}`;
   const deps: AppDeps = {

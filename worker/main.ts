@@ -16,7 +16,7 @@ import { type Config, auditAnchorFile, loadConfig, publicUrl, requireConnections
 import { writeAnchor } from '../db/anchors';
 import { openDatabase } from '../db/database';
 import { createLogger } from '../logger';
-import { openTemporalClient } from '../temporal';
+import { type TemporalTarget, openTemporalClient, temporalTarget } from '../temporal';
 import type { ReconcileOptions } from '../domain/reconcile';
 import { outboxSenderWorkflow } from '../workflows/outbox-sender';
 import { reconcileWorkflow } from '../workflows/reconcile';
@@ -28,10 +28,10 @@ export interface RunningWorker {
   stop: () => Promise<void>;
 }
 
-async function connectWithRetry(address: string, logger: Logger): Promise<NativeConnection> {
+async function connectWithRetry(target: TemporalTarget, logger: Logger): Promise<NativeConnection> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await NativeConnection.connect({ address });
+      return await NativeConnection.connect(target);
     } catch (error) {
       // Temporal may come up after us (compose, a restart): wait for it rather than crash-loop.
       const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
@@ -45,8 +45,8 @@ async function connectWithRetry(address: string, logger: Logger): Promise<Native
  * Registers the case search attributes if the server lacks them (a workflow that upserts an unknown
  * attribute fails its task). Where the server does not allow it (a cloud namespace), says so and goes on.
  */
-export async function ensureSearchAttributes(address: string, namespace: string, logger: Logger): Promise<void> {
-  const connection = await Connection.connect({ address });
+export async function ensureSearchAttributes(target: TemporalTarget, namespace: string, logger: Logger): Promise<void> {
+  const connection = await Connection.connect(target);
   try {
     const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
     const missing = SEARCH_ATTRIBUTES.filter((key) => !(key.name in (customAttributes ?? {})));
@@ -111,14 +111,15 @@ export async function startWorker(
     });
     runtimeInstalled = true;
   }
+  const target = temporalTarget(config);
   const database = openDatabase(config.DATABASE_URL, {
     poolSize: config.DATABASE_POOL_SIZE,
     onPoolError: (error) => logger.warn({ err: error.message }, 'postgres connection lost'),
   });
-  const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, logger);
-  await ensureSearchAttributes(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, logger);
+  const connection = await connectWithRetry(target, logger);
+  await ensureSearchAttributes(target, config.TEMPORAL_NAMESPACE, logger);
   // The transfer activities start and cancel case workflows through this client.
-  const temporal = openTemporalClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+  const temporal = openTemporalClient(target, config.TEMPORAL_NAMESPACE);
   // Short socket timeouts: a hung server fails an attempt (and backs off) well inside the activity's timeout.
   const mailer = config.SMTP_URL
     ? createTransport({

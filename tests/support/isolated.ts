@@ -54,7 +54,7 @@ export async function isolatedServices(name: string): Promise<IsolatedServices> 
         ),
       30_000,
     );
-    await ensureSearchAttributes(context.temporalAddress, namespace, pino({ level: 'silent' }));
+    await ensureSearchAttributes({ address: context.temporalAddress }, namespace, pino({ level: 'silent' }));
     await eventually(
       () =>
         connection.workflowService

@@ -126,7 +126,7 @@ export async function withApp(
 ): Promise<void> {
   const context = testContext();
   const database = openDatabase(options.databaseUrl ?? context.databaseUrl);
-  const temporal = openTemporalClient(options.temporalAddress ?? context.temporalAddress, 'default', {
+  const temporal = openTemporalClient({ address: options.temporalAddress ?? context.temporalAddress }, 'default', {
     failFast: true,
   });
   const api = await listen({
@@ -171,7 +171,7 @@ export async function startStack(
   const taskQueue = `test-${randomUUID()}`;
   const namespace = options.namespace ?? 'default';
   const database = openDatabase(options.databaseUrl ?? context.databaseUrl);
-  const temporal = openTemporalClient(context.temporalAddress, namespace);
+  const temporal = openTemporalClient({ address: context.temporalAddress }, namespace);
   const nativeConnection = await NativeConnection.connect({ address: context.temporalAddress });
   const createWorker = (workflowBundlePath = options.workflowBundlePath ?? context.workflowBundlePath) =>
     Worker.create({
