@@ -18,7 +18,12 @@ const schema = z.object({
   TEMPORAL_ADDRESS: optionalString,
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('handoff'),
+  /** Requests a minute per API token, shared by every API replica. */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
+  /** Requests a minute per client address (an IPv6 /64), counted before the token is checked. */
+  RATE_LIMIT_PER_ADDRESS_PER_MINUTE: z.coerce.number().int().min(1).default(3000),
+  /** How long an Idempotency-Key is kept; past it, the same key makes a new request. */
+  IDEMPOTENCY_KEY_HOURS: z.coerce.number().int().min(1).max(720).default(24),
   DATA_DIR: z.string().min(1).default('.data'),
   /** Where the audit chain's head is written out of the database; unset: DATA_DIR/audit-anchors.ndjson. */
   AUDIT_ANCHOR_FILE: optionalString,

@@ -15,6 +15,12 @@ import { testContext } from './context';
 /** The token the test stack's /metrics is scraped with. */
 export const METRICS_TOKEN = 'test-metrics-token-0123456789';
 
+/**
+ * Every test file's requests come from 127.0.0.1 and are counted in the one database, so the per-address limit
+ * would throttle the suite as a whole; the test of that limit gives each test an address of its own instead.
+ */
+const LOOPBACK_BUDGET = 1_000_000;
+
 let runtimeInstalled = false;
 export function quietRuntime(): void {
   if (runtimeInstalled) return;
@@ -114,7 +120,14 @@ export async function listen(deps: AppDeps): Promise<{ url: string; close(): Pro
  * for the time of `run`; the suite's servers unless told otherwise.
  */
 export async function withApp(
-  options: { databaseUrl?: string; temporalAddress?: string; rateLimitPerMinute?: number; workerTaskQueue?: string },
+  options: {
+    databaseUrl?: string;
+    temporalAddress?: string;
+    rateLimitPerMinute?: number;
+    rateLimitPerAddressPerMinute?: number;
+    idempotencyKeyHours?: number;
+    workerTaskQueue?: string;
+  },
   run: (url: string, db: Db) => Promise<void>,
 ): Promise<void> {
   const context = testContext();
@@ -133,6 +146,8 @@ export async function withApp(
       ...(options.workerTaskQueue ? { worker: () => temporal.workerPolling(options.workerTaskQueue!) } : {}),
     },
     rateLimitPerMinute: options.rateLimitPerMinute,
+    rateLimitPerAddressPerMinute: options.rateLimitPerAddressPerMinute ?? LOOPBACK_BUDGET,
+    idempotencyKeyHours: options.idempotencyKeyHours,
   });
   try {
     await run(api.url, database.db);
@@ -181,6 +196,7 @@ export async function startStack(
     health: { postgres: database.ping, temporal: temporal.ping, worker: () => temporal.workerPolling(taskQueue) },
     metricsToken: METRICS_TOKEN,
     rateLimitPerMinute: options.rateLimitPerMinute,
+    rateLimitPerAddressPerMinute: LOOPBACK_BUDGET,
   });
   return {
     db: database.db,
