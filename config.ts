@@ -45,6 +45,8 @@ const schema = z.object({
   MAIL_CATCHER_PORT: z.coerce.number().int().min(0).max(65535).default(1025),
   /** A workflow bundle made ahead of time (bundleWorkflowCode); unset: the worker bundles at start (seconds). */
   WORKFLOW_BUNDLE: optionalString,
+  /** A file the worker touches while it polls and its database answers; unset: none (the image sets one). */
+  WORKER_HEALTH_FILE: optionalString,
 });
 
 export type Config = Readonly<z.infer<typeof schema>>;
