@@ -25,7 +25,12 @@ const schema = z
     TEMPORAL_ADDRESS: optionalString,
     TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
     TEMPORAL_TASK_QUEUE: z.string().min(1).default('handoff'),
+    /** Requests a minute per API token, shared by every API replica. */
     RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
+    /** Requests a minute per client address (an IPv6 /64), counted before the token is checked. */
+    RATE_LIMIT_PER_ADDRESS_PER_MINUTE: z.coerce.number().int().min(1).default(3000),
+    /** How long an Idempotency-Key is kept; past it, the same key makes a new request. */
+    IDEMPOTENCY_KEY_HOURS: z.coerce.number().int().min(1).max(720).default(24),
     DATA_DIR: z.string().min(1).default('.data'),
     /** Where the audit chain's head is written out of the database; unset: DATA_DIR/audit-anchors.ndjson. */
     AUDIT_ANCHOR_FILE: optionalString,
@@ -47,6 +52,8 @@ const schema = z
     MAIL_CATCHER_PORT: z.coerce.number().int().min(0).max(65535).default(1025),
     /** A workflow bundle made ahead of time (bundleWorkflowCode); unset: the worker bundles at start (seconds). */
     WORKFLOW_BUNDLE: optionalString,
+    /** A file the worker touches while it polls and its database answers; unset: none (the image sets one). */
+    WORKER_HEALTH_FILE: optionalString,
     /** The CA that signed the Temporal frontend's certificate (PEM file); with CERT and KEY, every connection is mTLS. */
     TEMPORAL_TLS_CA: optionalString,
     /** This process's client certificate (PEM file), signed by a CA the frontend trusts. */

@@ -7,7 +7,7 @@ import swaggerUiDist from 'swagger-ui-dist';
 import type { Database } from '../db/schema';
 import { agencyRoutes } from './agencies';
 import { auditRoutes } from './audit';
-import { authenticate, rateLimit } from './auth';
+import { addressKey, authenticate, rateLimit } from './auth';
 import { idempotent } from './idempotency';
 import { type Metrics, createMetrics, metricsRoute } from './metrics';
 import { caseRoutes } from './cases';
@@ -41,8 +41,12 @@ export interface AppDeps {
   logger: Logger;
   /** Each dependency's liveness; `worker` says whether a worker polls the task queue (absent: not checked). */
   health: { postgres: () => Promise<boolean>; temporal: () => Promise<boolean>; worker?: () => Promise<boolean> };
-  /** Requests a minute per token. */
+  /** Requests a minute per token (600 unless given). */
   rateLimitPerMinute?: number;
+  /** Requests a minute per client address, counted before the token is checked (3,000 unless given). */
+  rateLimitPerAddressPerMinute?: number;
+  /** How long an Idempotency-Key is kept; past it, the key makes a new request (24 unless given). */
+  idempotencyKeyHours?: number;
   /** Where the audit chain's head is written out of the database. */
   anchorFile?: string;
   metrics?: Metrics;
@@ -136,11 +140,28 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(webRoutes());
   app.use(oidcRoutes({ db, logger, oidc: deps.oidc, devTokens: deps.devTokens ?? true }));
 
-  // Everything below needs a signed-in user.
+  // Everything below needs a signed-in user. The address is counted first, so a flood of bad tokens is throttled
+  // before its tokens are looked up; then each token has a budget of its own.
+  app.use(
+    rateLimit(db, {
+      perMinute: deps.rateLimitPerAddressPerMinute ?? 3000,
+      keyOf: (req) => addressKey(req.ip),
+      per: 'from this address',
+    }),
+  );
   app.use(authenticate(db));
-  app.use(rateLimit(deps.rateLimitPerMinute ?? 600));
+  app.use(
+    rateLimit(db, {
+      perMinute: deps.rateLimitPerMinute ?? 600,
+      keyOf: (req) => (req.tokenId ? `token:${req.tokenId}` : undefined),
+      per: 'with this token',
+    }),
+  );
   // Starts, and actions on a case: a retried call with its Idempotency-Key gets the first answer, applied once.
-  app.post(['/v1/cases', '/v1/transfers', '/v1/cases/:caseId/*action'], idempotent(db));
+  app.post(
+    ['/v1/cases', '/v1/transfers', '/v1/cases/:caseId/*action'],
+    idempotent(db, { retentionHours: deps.idempotencyKeyHours ?? 24 }),
+  );
   app.use(caseRoutes({ db, temporal, taskQueue }));
   app.use(listRoutes({ db }));
   app.use(userRoutes({ db }));

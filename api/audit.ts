@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { type Response, Router } from 'express';
 import type { Kysely } from 'kysely';
+import { stringify } from 'csv-stringify/sync';
 import { z } from 'zod';
 import { lastAnchor } from '../db/anchors';
 import {
@@ -61,19 +62,19 @@ const COLUMNS = [
 ] as const;
 
 /**
- * One CSV cell. A text that a spreadsheet would run as a formula (=, +, -, @, tab, CR first) is prefixed with
- * a quote, so an export opened by compliance staff shows what someone typed and never runs it.
+ * CSV through csv-stringify. `escape_formulas` prefixes a quote to a text a spreadsheet would run as a formula
+ * (=, +, -, @, tab, CR first, and their full-width forms), so an export opened by compliance staff shows what
+ * someone typed and never runs it. Dates as ISO 8601, before/after as JSON.
  */
-function csvCell(value: unknown): string {
-  if (value === null || value === undefined) return '';
-  const raw = value instanceof Date ? value.toISOString() : typeof value === 'string' ? value : JSON.stringify(value);
-  const text = typeof value === 'string' && /^[=+\-@\t\r]/.test(raw) ? `'${raw}` : raw;
-  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
+const CSV_OPTIONS = {
+  columns: [...COLUMNS],
+  escape_formulas: true,
+  cast: { date: (value: Date) => value.toISOString(), object: (value: object) => JSON.stringify(value) },
+};
 
-function serialize(row: AuditEventRow, format: 'ndjson' | 'csv'): string {
-  if (format === 'ndjson') return `${JSON.stringify(row)}\n`;
-  return `${COLUMNS.map((c) => csvCell(row[c])).join(',')}\n`;
+function serialize(rows: AuditEventRow[], format: 'ndjson' | 'csv'): string {
+  if (format === 'ndjson') return rows.map((row) => `${JSON.stringify(row)}\n`).join('');
+  return stringify(rows, CSV_OPTIONS);
 }
 
 /** Writes with back-pressure; a client that went away ends the export instead of hanging it. */
@@ -148,10 +149,13 @@ export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFi
     // The file name first: attachment() sets a type from its extension, which knows no .ndjson.
     res.attachment(`audit-${manifest.exportedAt.slice(0, 10)}.${format}`);
     res.type(format === 'csv' ? 'text/csv' : 'application/x-ndjson');
-    await write(res, format === 'csv' ? `${COLUMNS.join(',')}\n` : `${JSON.stringify({ manifest })}\n`);
+    await write(
+      res,
+      format === 'csv' ? stringify([], { ...CSV_OPTIONS, header: true }) : `${JSON.stringify({ manifest })}\n`,
+    );
     try {
       for await (const rows of eventBatches(db, filter)) {
-        await write(res, rows.map((r) => serialize(r, format)).join(''));
+        await write(res, serialize(rows, format));
       }
       res.end();
     } catch (error) {

@@ -1,5 +1,7 @@
-import type { RequestHandler } from 'express';
+import { isIPv6 } from 'node:net';
+import type { Request, RequestHandler } from 'express';
 import type { Kysely } from 'kysely';
+import { countRequest } from '../db/rate-limits';
 import type { Database } from '../db/schema';
 import { type User, userForToken } from '../db/users';
 import type { Role } from '../domain/case';
@@ -42,25 +44,41 @@ export function requireRoles(user: User, roles: readonly Role[], what: string): 
   if (!roles.includes(user.role)) throw problem(403, `${what} is for ${roles.join(', ')}; you are ${user.role}`);
 }
 
-/** A fixed window per token: at most `perMinute` requests; past it, 429 with Retry-After. */
-export function rateLimit(perMinute: number): RequestHandler {
-  const windows = new Map<string, { start: number; count: number }>();
-  return (req, res, next) => {
-    const key = req.tokenId;
+/**
+ * A fixed window of a minute per key, counted in PostgreSQL so every API replica spends one budget: at most
+ * `perMinute` requests; past it, 429 with Retry-After. A request `keyOf` gives no key for is not counted.
+ */
+export function rateLimit(
+  db: Kysely<Database>,
+  options: { perMinute: number; keyOf: (req: Request) => string | undefined; per: string },
+): RequestHandler {
+  return async (req, res, next) => {
+    const key = options.keyOf(req);
     if (!key) return next();
-    const now = Date.now();
-    let window = windows.get(key);
-    if (!window || now - window.start >= 60_000) {
-      window = { start: now, count: 0 };
-      windows.set(key, window);
-      if (windows.size > 10_000) {
-        for (const [k, w] of windows) if (now - w.start >= 60_000) windows.delete(k);
-      }
-    }
-    if (++window.count > perMinute) {
-      res.set('Retry-After', String(Math.ceil((window.start + 60_000 - now) / 1000)));
-      throw problem(429, `more than ${perMinute} requests a minute with this token; slow down`);
+    const { count, resetsInSeconds } = await countRequest(db, key, 60);
+    if (count > options.perMinute) {
+      res.set('Retry-After', String(resetsInSeconds));
+      throw problem(429, `more than ${options.perMinute} requests a minute ${options.per}; slow down`);
     }
     next();
   };
+}
+
+/**
+ * The key a client address is limited by: an IPv4 address, or an IPv6 address's /64 (one subscriber's usual
+ * allocation, which would otherwise hand out fresh budgets by the billion).
+ */
+export function addressKey(ip: string | undefined): string {
+  if (!ip) return 'address:unknown';
+  const v4 = /^(?:::ffff:)?(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
+  if (v4) return `address:${v4[1]}`;
+  if (!isIPv6(ip)) return `address:${ip}`;
+  const [head = '', tail = ''] = ip.toLowerCase().split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = ip.includes('::') ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] : left;
+  return `address:${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
 }

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { RequestHandler } from 'express';
 import type { Kysely } from 'kysely';
 import { canonicalJson } from '../db/audit';
+import { idempotencyExpiry } from '../db/idempotency-keys';
 import type { Database } from '../db/schema';
 import { userOf } from './auth';
 import { problem } from './problem';
@@ -26,8 +27,9 @@ function canonicalBody(body: unknown): string {
 /**
  * Idempotency-Key for POSTs that start something: the same key and body get the first answer (even
  * while it is being made); the same key with another body is a 422. A 5xx is not kept, so it can be retried.
+ * A key is kept `retentionHours`: past that it is a new request, whatever it was sent with before.
  */
-export function idempotent(db: Kysely<Database>): RequestHandler {
+export function idempotent(db: Kysely<Database>, { retentionHours }: { retentionHours: number }): RequestHandler {
   return async (req, res, next) => {
     const key = req.get('idempotency-key');
     if (key === undefined) return next();
@@ -54,16 +56,30 @@ export function idempotent(db: Kysely<Database>): RequestHandler {
       .then(
         async (row) =>
           row ??
-          // A claim abandoned by a crashed process (no answer after a minute) is taken over.
+          // An expired key is claimed afresh; so is a claim abandoned by a crashed process (no answer after a minute).
           db
             .updateTable('idempotency_keys')
-            .set({ created_at: new Date() })
+            .set({
+              created_at: new Date(),
+              route,
+              request_hash: requestHash,
+              status: null,
+              response: null,
+              headers: null,
+            })
             .where('agency_id', '=', user.agencyId)
             .where('user_id', '=', user.id)
             .where('idempotency_key', '=', key)
-            .where('request_hash', '=', requestHash)
-            .where('status', 'is', null)
-            .where('created_at', '<', new Date(Date.now() - 60_000))
+            .where((eb) =>
+              eb.or([
+                eb('created_at', '<', idempotencyExpiry(retentionHours)),
+                eb.and([
+                  eb('request_hash', '=', requestHash),
+                  eb('status', 'is', null),
+                  eb('created_at', '<', new Date(Date.now() - 60_000)),
+                ]),
+              ]),
+            )
             .returning('status')
             .executeTakeFirst(),
       );

@@ -2,10 +2,23 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { type Config, auditAnchorFile, loadConfig, oidcSettings, requireConnections } from '../config';
-import { openDatabase } from '../db/database';
+import { type Db, openDatabase } from '../db/database';
+import { purgeExpiredIdempotencyKeys } from '../db/idempotency-keys';
+import { purgeRateLimitWindows } from '../db/rate-limits';
 import { createLogger } from '../logger';
 import { openTemporalClient, temporalTarget } from '../temporal';
 import { createApp } from './app';
+
+/** Deletes idempotency keys past their retention and rate-limit windows that ended minutes ago. */
+export async function tidyGuards(
+  db: Db,
+  idempotencyKeyHours: number,
+): Promise<{ idempotencyKeys: number; rateLimitWindows: number }> {
+  return {
+    idempotencyKeys: await purgeExpiredIdempotencyKeys(db, idempotencyKeyHours),
+    rateLimitWindows: await purgeRateLimitWindows(db, 600),
+  };
+}
 
 export interface RunningApi {
   url: string;
@@ -35,6 +48,8 @@ export async function startApi(
       worker: () => temporal.workerPolling(config.TEMPORAL_TASK_QUEUE),
     },
     rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
+    rateLimitPerAddressPerMinute: config.RATE_LIMIT_PER_ADDRESS_PER_MINUTE,
+    idempotencyKeyHours: config.IDEMPOTENCY_KEY_HOURS,
     ...(config.METRICS_TOKEN ? { metricsToken: config.METRICS_TOKEN } : {}),
     anchorFile: auditAnchorFile(config),
     ...(oidc ? { oidc } : {}),
@@ -45,9 +60,19 @@ export async function startApi(
   });
   const { port } = server.address() as AddressInfo;
   const host = config.HOST === '0.0.0.0' ? 'localhost' : config.HOST;
+  // Expired idempotency keys and ended rate-limit windows go, now and every ten minutes; every replica does it.
+  const tidy = () =>
+    tidyGuards(database.db, config.IDEMPOTENCY_KEY_HOURS).then(
+      (purged) => logger.debug(purged, 'purged expired guards'),
+      (error: unknown) => logger.warn({ err: (error as Error).message }, 'could not purge expired guards'),
+    );
+  void tidy();
+  const tidying = setInterval(() => void tidy(), 10 * 60_000);
+  tidying.unref();
   return {
     url: `http://${host}:${port}`,
     async close() {
+      clearInterval(tidying);
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await Promise.all([database.close(), temporal.close()]);
     },

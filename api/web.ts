@@ -1,12 +1,21 @@
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import express, { type RequestHandler, Router } from 'express';
 import { CASE_KINDS, CASE_REASONS, CASE_STATUSES, ROLES } from '../domain/case';
 import { CLIENT_CHOICES, CONTACT_CHANNELS, REFERRAL_STATES, RISK_FLAGS, STEPS } from '../domain/process';
 import { PERMISSION_LABELS } from '../domain/roles';
 import { WAIT_KINDS } from '../domain/work-queue';
 
+/**
+ * Where the page's files are for code in `moduleDir`: `web/` beside package.json, one level up from `api/` and two
+ * from `dist/api/`, where the image runs the compiled code.
+ */
+export function webDirFor(moduleDir: string): string {
+  const parent = dirname(moduleDir);
+  return join(basename(parent) === 'dist' ? dirname(parent) : parent, 'web');
+}
+
 /** The page's files: plain ES modules and CSS, no build step, nothing fetched from outside the service. */
-export const WEB_DIR = join(__dirname, '..', 'web');
+export const WEB_DIR = webDirFor(__dirname);
 
 /**
  * Only this service's own scripts and styles; no inline script, no frames of the page elsewhere. `blob:` lets a

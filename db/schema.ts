@@ -203,6 +203,7 @@ export interface Database {
   users: UsersTable;
   api_tokens: ApiTokensTable;
   idempotency_keys: IdempotencyKeysTable;
+  rate_limit_windows: RateLimitWindowsTable;
 }
 
 export interface UsersTable {
@@ -305,3 +306,10 @@ export type CaseRow = Selectable<CasesTable>;
 export type NewCase = Insertable<CasesTable>;
 export type CaseUpdate = Updateable<CasesTable>;
 export type AuditEventRow = Selectable<AuditEventsTable>;
+
+/** One key's current fixed window of the API's rate limit (`address:…` or `token:…`). */
+export interface RateLimitWindowsTable {
+  key: string;
+  started_at: Date;
+  count: number;
+}

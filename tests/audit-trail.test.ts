@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse } from 'csv-parse/sync';
 import { sql } from 'kysely';
 import { lastAnchor, writeAnchor } from '../db/anchors';
 import { GENESIS_HASH, appendAuditEvent, hashEvent, verifyChain } from '../db/audit';
@@ -255,5 +256,43 @@ describe('the trail for compliance', () => {
     const cancelled = csv.body.split('\n').find((line) => line.includes('case.cancelled'))!;
     expect(cancelled).toContain(`"'=HYPERLINK(""http://example.invalid"",""open me"")"`);
     expect(cancelled).not.toMatch(/,=HYPERLINK|,"=HYPERLINK/);
+  });
+
+  test('when a client name in the trail starts with =, +, -, @, a tab or a CR (or a full-width =, +, -, @), then the CSV cell starts with a quote and reads back as written', async () => {
+    const clientId = `client-${randomUUID()}`;
+    const names = [
+      '=Jane',
+      '+Jane',
+      '-Jane',
+      '@Jane',
+      '\tJane',
+      '\rJane',
+      '\uff1dJane',
+      '\uff0bJane',
+      '\uff0dJane',
+      '\uff20Jane',
+    ];
+    for (const [i, name] of names.entries()) {
+      await stack.db.transaction().execute((trx) =>
+        appendAuditEvent(trx, {
+          eventKey: `csv-name:${clientId}:${i}`,
+          agencyId: 'agency-1',
+          actor: { id: 'staff-1', role: 'staff' },
+          action: 'client.updated',
+          clientId,
+          outcome: 'done',
+          outcomeReason: `${name} Doe`,
+          after: { name: `${name} Doe` },
+        }),
+      );
+    }
+    const csv = await stack.request<string>('GET', `/v1/audit?clientId=${clientId}&format=csv`, { actor: COMPLIANCE });
+    expect(csv.status).toBe(200);
+    const rows = parse(csv.body, { columns: true }) as Record<string, string>[];
+    expect(rows.map((r) => r.outcome_reason)).toEqual(names.map((name) => `'${name} Doe`));
+    // Inside JSON the name is not at the start of a cell, and stays as written.
+    expect(rows.map((r) => JSON.parse(r.after!).name)).toEqual(names.map((name) => `${name} Doe`));
+    expect(Object.keys(rows[0]!)).toEqual(expect.arrayContaining(['seq', 'occurred_at', 'outcome_reason', 'hash']));
+    expect(rows[0]!.occurred_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   });
 });

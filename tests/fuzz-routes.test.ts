@@ -17,14 +17,14 @@ import { type TestActor, listen, tokenFor } from './support/stack';
 /*
  * Hostile requests to every route of the app, as every role, against a database of this file's own (other test
  * files share the suite's, and would change it under the snapshot). No answer may be a 5xx or take more than
- * REQUEST_TIMEOUT_MS, every error must be a problem+json, and nothing may change but the audit trail and the
- * idempotency keys.
+ * REQUEST_TIMEOUT_MS, every error must be a problem+json, and nothing may change but the audit trail, the
+ * idempotency keys and the rate limit's counters.
  */
 
 const AGENCY = 'agency-fuzz';
 const ROLES: Role[] = ['staff', 'counselor', 'clinical_director', 'compliance', 'admin'];
 const ACTORS: TestActor[] = ROLES.map((role) => ({ id: `fuzz-${role}`, role, agencyId: AGENCY }));
-const WRITABLE = new Set(['audit_events', 'idempotency_keys']);
+const WRITABLE = new Set(['audit_events', 'idempotency_keys', 'rate_limit_windows']);
 // Made before the fuzzing and never a fuzzed path parameter: a token for a seeded user would be a real write.
 const SEEDED = 'seed-1';
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -82,6 +82,7 @@ beforeAll(async () => {
     logger: pino({ level: 'silent' }),
     health: { postgres: database.ping, temporal: temporal.ping },
     rateLimitPerMinute: 1_000_000,
+    rateLimitPerAddressPerMinute: 1_000_000,
     anchorFile: join(TEST_DIR, `fuzz-anchors-${process.pid}.ndjson`),
   };
   api = await listen(deps);

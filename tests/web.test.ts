@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import axe from 'axe-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createToken } from '../db/users';
+import { localDate } from '../domain/time';
 import { seedDemoAgency } from '../scripts/seed-demo';
 import { launchChromium } from './support/chromium';
 import { type TestStack, eventually, send, startStack } from './support/stack';
@@ -181,7 +182,8 @@ describe('the staff page', () => {
     await card.getByLabel('Rationale').fill('Relocation; the client has been offered two receiving clinicians');
     await card.getByRole('button', { name: 'Record the review' }).click();
     await page.getByRole('status').getByText('client-008 now stands at client conversation').waitFor();
-    expect((await caseOf('client-008')).step).toBe('client_conversation');
+    // The read model follows the workflow's answer by an activity: it catches up, it is not there at once.
+    await until(async () => (await caseOf('client-008')).step === 'client_conversation');
     await until(async () => (await card.count()) === 0);
 
     const { case_id } = await caseOf('client-008');
@@ -287,7 +289,8 @@ describe('the staff page', () => {
       });
       return res.body;
     };
-    const day = new Date().toISOString().slice(0, 10);
+    // The agency's today (Chicago), not the machine's: after 6 p.m. there, UTC is already tomorrow.
+    const day = localDate(Date.now(), 'America/Chicago');
     await act('conversation', 'counselor-3', { heldOn: day, clientChoice: 'accept_proposed', lastSessionDate: day });
     await act('referrals', 'staff-1', {
       candidates: [

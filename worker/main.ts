@@ -15,6 +15,7 @@ import { createActivities } from '../activities';
 import { type Config, auditAnchorFile, loadConfig, publicUrl, requireConnections } from '../config';
 import { writeAnchor } from '../db/anchors';
 import { openDatabase } from '../db/database';
+import { beatWorkerHealth } from '../health';
 import { createLogger } from '../logger';
 import { type TemporalTarget, openTemporalClient, temporalTarget } from '../temporal';
 import type { ReconcileOptions } from '../domain/reconcile';
@@ -171,8 +172,16 @@ export async function startWorker(
     );
   }, config.AUDIT_ANCHOR_INTERVAL_SECONDS * 1000);
   anchoring.unref();
+  const health = config.WORKER_HEALTH_FILE
+    ? beatWorkerHealth(
+        config.WORKER_HEALTH_FILE,
+        async () => worker.getState() === 'RUNNING' && (await database.ping()),
+        (error) => logger.warn({ err: error.message }, 'could not write the health file'),
+      )
+    : null;
   const done = worker.run().finally(async () => {
     clearInterval(anchoring);
+    await health?.stop();
     await connection.close();
     mailer?.close();
     await temporal.close();

@@ -9,6 +9,7 @@ import * as caseLists from './2026-11-22T060000_case_lists';
 import * as workQueue from './2026-11-22T070000_work_queue';
 import * as delivery from './2026-11-22T080000_delivery';
 import * as operatorTasks from './2026-11-22T090000_operator_tasks';
+import * as guards from './2026-11-22T100000_guards';
 
 /** Every migration, by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
@@ -22,4 +23,5 @@ export const migrations: Record<string, Migration> = {
   '2026-11-22T070000_work_queue': workQueue,
   '2026-11-22T080000_delivery': delivery,
   '2026-11-22T090000_operator_tasks': operatorTasks,
+  '2026-11-22T100000_guards': guards,
 };

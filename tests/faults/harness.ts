@@ -172,6 +172,7 @@ export async function startFaultStack(name: string): Promise<FaultStack> {
     SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
     OUTBOX_POLL_SECONDS: '1',
     RATE_LIMIT_PER_MINUTE: '100000',
+    RATE_LIMIT_PER_ADDRESS_PER_MINUTE: '1000000',
     DATA_DIR: dir,
     WORKFLOW_BUNDLE: testContext().workflowBundlePath,
   };

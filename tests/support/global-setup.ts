@@ -1,6 +1,5 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import { loadConfig } from '../../config';
 import { openDatabase } from '../../db/database';
 import { migrateToLatest } from '../../db/migrate';
@@ -12,6 +11,7 @@ import {
   startEmbeddedPostgres,
   startTemporalDevServer,
 } from '../../scripts/dev-services';
+import { bundleWorkflows } from '../../scripts/bundle-workflows';
 import { CONTEXT_FILE, TEST_DIR, type TestContext } from './context';
 
 type Stop = () => Promise<void>;
@@ -70,12 +70,15 @@ export default async function globalSetup(): Promise<void> {
     temporalAddress = temporal.address;
   }
 
-  const bundle = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../../workflows'),
-    logger: { trace() {}, debug() {}, info() {}, warn() {}, error: (m) => process.stderr.write(`${m}\n`), log() {} },
+  // The image's bundle script: every test's worker starts from what it makes.
+  const { path: workflowBundlePath } = await bundleWorkflows(join(TEST_DIR, 'workflow-bundle.js'), {
+    trace() {},
+    debug() {},
+    info() {},
+    warn() {},
+    error: (m) => process.stderr.write(`${m}\n`),
+    log() {},
   });
-  const workflowBundlePath = join(TEST_DIR, 'workflow-bundle.js');
-  writeFileSync(workflowBundlePath, bundle.code);
 
   const context: TestContext = { databaseUrl, temporalAddress, workflowBundlePath, testServerPath };
   writeFileSync(CONTEXT_FILE, JSON.stringify(context, null, 2));

@@ -15,6 +15,12 @@ import { testContext } from './context';
 /** The token the test stack's /metrics is scraped with. */
 export const METRICS_TOKEN = 'test-metrics-token-0123456789';
 
+/**
+ * Every test file's requests come from 127.0.0.1 and are counted in the one database, so the per-address limit
+ * would throttle the suite as a whole; the test of that limit gives each test an address of its own instead.
+ */
+const LOOPBACK_BUDGET = 1_000_000;
+
 let runtimeInstalled = false;
 export function quietRuntime(): void {
   if (runtimeInstalled) return;
@@ -119,6 +125,8 @@ export async function withApp(
     databaseUrl?: string;
     temporalAddress?: string;
     rateLimitPerMinute?: number;
+    rateLimitPerAddressPerMinute?: number;
+    idempotencyKeyHours?: number;
     workerTaskQueue?: string;
     devTokens?: boolean;
   },
@@ -140,6 +148,8 @@ export async function withApp(
       ...(options.workerTaskQueue ? { worker: () => temporal.workerPolling(options.workerTaskQueue!) } : {}),
     },
     rateLimitPerMinute: options.rateLimitPerMinute,
+    rateLimitPerAddressPerMinute: options.rateLimitPerAddressPerMinute ?? LOOPBACK_BUDGET,
+    idempotencyKeyHours: options.idempotencyKeyHours,
     devTokens: options.devTokens,
   });
   try {
@@ -196,6 +206,7 @@ export async function startStack(
     health: { postgres: database.ping, temporal: temporal.ping, worker: () => temporal.workerPolling(taskQueue) },
     metricsToken: METRICS_TOKEN,
     rateLimitPerMinute: options.rateLimitPerMinute,
+    rateLimitPerAddressPerMinute: LOOPBACK_BUDGET,
   });
   return {
     db: database.db,
