@@ -90,7 +90,9 @@ export function createTransferActivities({ db, temporal, taskQueue, startConcurr
         .selectAll()
         .where('transfer_id', '=', input.transferId)
         .executeTakeFirst();
-      if (!transfer) throw ApplicationFailure.nonRetryable(`no transfer ${input.transferId}`, 'NotFound');
+      // The API starts the workflow inside the transaction that records the transfer, so a page can run before
+      // that commit is visible: retried until it is (the API terminates the workflow if the commit fails).
+      if (!transfer) throw ApplicationFailure.retryable(`transfer ${input.transferId} is not recorded yet`, 'NotYet');
 
       let query = db
         .selectFrom('clients')

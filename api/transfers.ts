@@ -80,8 +80,10 @@ export function transferRoutes({
     // With an Idempotency-Key the id derives from the agency, the user and the key.
     const key = req.get('idempotency-key');
     const transferId = key ? derivedUuid(`transfer:${user.agencyId}:${user.id}:${key}`) : randomUUID();
+    let started = false;
     try {
-      // The row and the start stand or fall together: a failed start leaves no transfer behind.
+      // The row and the start stand or fall together: a failed start leaves no transfer behind, and a start whose
+      // row did not commit is terminated below.
       await db.transaction().execute(async (trx) => {
         await trx
           .insertInto('transfers')
@@ -103,6 +105,7 @@ export function transferRoutes({
           taskQueue,
           args: [{ transferId, lastDay: body.lastDay }],
         });
+        started = true;
         // Last, so the audit chain's lock is held only for the commit, not across the call to Temporal.
         await appendAuditEvent(trx, {
           eventKey: `transfer:${transferId}:requested`,
@@ -117,6 +120,12 @@ export function transferRoutes({
         });
       });
     } catch (error) {
+      if (started) {
+        await temporal.workflow
+          .getHandle(transferWorkflowId(transferId))
+          .terminate('the transfer was not recorded')
+          .catch(() => undefined);
+      }
       if ((error as { code?: string }).code === '23505') {
         const open = await openTransferOf(db, user.agencyId, body.counselorId);
         if (open)
