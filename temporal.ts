@@ -1,4 +1,10 @@
-import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  type WorkflowClientInterceptor,
+  defaultGrpcRetryOptions,
+  makeGrpcRetryInterceptor,
+} from '@temporalio/client';
 
 export interface TemporalClientHandle {
   client: Client;
@@ -12,12 +18,13 @@ export interface TemporalClientHandle {
 /**
  * A lazy client: the API starts (and answers 503) even while Temporal is down. With `failFast` (the API's), a call
  * to an unreachable server gives up after a few quick retries (about a second) instead of the SDK's ten over
- * about twenty seconds, so a person waiting on a request hears "unavailable" at once.
+ * about twenty seconds, so a person waiting on a request hears "unavailable" at once. `interceptors` are the
+ * workflow client's (tracing's, which carry the active trace into a start or update).
  */
 export function openTemporalClient(
   address: string,
   namespace: string,
-  options: { failFast?: boolean } = {},
+  options: { failFast?: boolean; interceptors?: WorkflowClientInterceptor[] } = {},
 ): TemporalClientHandle {
   const connection = Connection.lazy({
     address,
@@ -29,7 +36,7 @@ export function openTemporalClient(
         }
       : {}),
   });
-  const client = new Client({ connection, namespace });
+  const client = new Client({ connection, namespace, interceptors: { workflow: options.interceptors ?? [] } });
   return {
     client,
     async ping() {

@@ -16,6 +16,7 @@ import { type Config, auditAnchorFile, loadConfig, publicUrl, requireConnections
 import { writeAnchor } from '../db/anchors';
 import { openDatabase } from '../db/database';
 import { createLogger } from '../logger';
+import { type Tracing, startTracing } from '../telemetry';
 import { openTemporalClient } from '../temporal';
 import type { ReconcileOptions } from '../domain/reconcile';
 import { outboxSenderWorkflow } from '../workflows/outbox-sender';
@@ -99,15 +100,24 @@ export async function ensureReconcileSchedule(
 
 let runtimeInstalled = false;
 
-/** Polls the task queue with the case workflows and their activities until stop(). */
+/**
+ * Polls the task queue with the case workflows and their activities until stop(). The first worker of a process
+ * sets up the SDK's runtime, with its metrics served on WORKER_METRICS_ADDRESS when that is set.
+ */
 export async function startWorker(
   config: Config & { DATABASE_URL: string; TEMPORAL_ADDRESS: string },
   logger: Logger,
+  tracing?: Tracing,
 ): Promise<RunningWorker> {
   if (!runtimeInstalled) {
     Runtime.install({
       logger: new DefaultLogger('WARN'),
-      telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } },
+      telemetryOptions: {
+        logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) },
+        ...(config.WORKER_METRICS_ADDRESS
+          ? { metrics: { prometheus: { bindAddress: config.WORKER_METRICS_ADDRESS } } }
+          : {}),
+      },
     });
     runtimeInstalled = true;
   }
@@ -118,7 +128,9 @@ export async function startWorker(
   const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, logger);
   await ensureSearchAttributes(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, logger);
   // The transfer activities start and cancel case workflows through this client.
-  const temporal = openTemporalClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+  const temporal = openTemporalClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, {
+    ...(tracing ? { interceptors: tracing.clientInterceptors } : {}),
+  });
   // Short socket timeouts: a hung server fails an attempt (and backs off) well inside the activity's timeout.
   const mailer = config.SMTP_URL
     ? createTransport({
@@ -146,6 +158,7 @@ export async function startWorker(
       delivery: { mailer, from: config.MAIL_FROM, publicUrl: publicUrl(config), digestHour: config.DIGEST_HOUR },
       auditAnchorFile: anchorFile,
     }),
+    ...tracing?.workerOptions,
   });
   // One sender per deployment (task queue): a second worker finds it running and leaves it be.
   await temporal.client.workflow.start(outboxSenderWorkflow, {
@@ -188,10 +201,15 @@ export async function startWorker(
 
 async function main(): Promise<void> {
   const config = requireConnections(loadConfig());
+  const tracing = await startTracing(config, 'handoff-worker');
   const logger = createLogger(config, 'worker');
-  const running = await startWorker(config, logger);
+  const running = await startWorker(config, logger, tracing);
   logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker polling');
-  await running.done;
+  try {
+    await running.done;
+  } finally {
+    await tracing?.shutdown();
+  }
   logger.info('worker stopped');
 }
 
