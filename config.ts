@@ -12,6 +12,8 @@ const TLS_FILES = ['TEMPORAL_TLS_CA', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY'] a
 
 const isHttpUrl = (value: string) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol);
 
+const isHostPort = (value: string) => /^(\[[0-9a-fA-F:.]+\]|[\w.-]+):\d{1,5}$/.test(value);
+
 const schema = z
   .object({
     NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
@@ -88,6 +90,18 @@ const schema = z
       .refine((value) => value.split(/\s+/).includes('openid'), 'must include openid'),
     /** The life of an API token minted at sign-in. */
     SESSION_HOURS: z.coerce.number().positive().max(168).default(8),
+    /** An OTLP/HTTP collector (`http://collector:4318`) that traces go to; unset: tracing is off and not loaded. */
+    OTEL_EXPORTER_OTLP_ENDPOINT: optionalString.refine(
+      (value) => value === undefined || isHttpUrl(value),
+      'must be an http(s) URL',
+    ),
+    /** The service name on traces; unset: handoff-api, handoff-worker, or handoff for `npm start`. */
+    OTEL_SERVICE_NAME: optionalString,
+    /** `host:port` where the worker serves the Temporal SDK's metrics to Prometheus (`/metrics`); unset: off. */
+    WORKER_METRICS_ADDRESS: optionalString.refine(
+      (value) => value === undefined || isHostPort(value),
+      'must be host:port',
+    ),
   })
   .superRefine((env, ctx) => {
     if (!env.OIDC_ISSUER) return;

@@ -4,6 +4,7 @@ import {
   Client,
   Connection,
   type TLSConfig,
+  type WorkflowClientInterceptor,
   defaultGrpcRetryOptions,
   makeGrpcRetryInterceptor,
 } from '@temporalio/client';
@@ -88,7 +89,7 @@ export interface TemporalClientHandle {
 export function openTemporalClient(
   target: TemporalTarget,
   namespace: string,
-  options: { failFast?: boolean } = {},
+  options: { failFast?: boolean; interceptors?: WorkflowClientInterceptor[] } = {},
 ): TemporalClientHandle {
   const connection = Connection.lazy({
     ...target,
@@ -100,7 +101,7 @@ export function openTemporalClient(
         }
       : {}),
   });
-  const client = new Client({ connection, namespace });
+  const client = new Client({ connection, namespace, interceptors: { workflow: options.interceptors ?? [] } });
   return {
     client,
     async ping() {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Tracer } from '@opentelemetry/api';
 import type { Client } from '@temporalio/client';
 import express, { type RequestHandler } from 'express';
 import type { Kysely } from 'kysely';
@@ -21,6 +22,8 @@ import { webRoutes } from './web';
 import { oidcRoutes } from './oidc';
 import { openApiDocument } from './openapi';
 import { methodNotAllowed } from './methods';
+import { routePattern } from './http';
+import { traceRequests } from './tracing';
 import { HttpProblem, problem, problemHandler } from './problem';
 import { appendAuditEvent } from '../db/audit';
 import type { OidcSettings } from '../config';
@@ -56,6 +59,8 @@ export interface AppDeps {
   oidc?: OidcSettings;
   /** Whether the web page offers pasting an API token (absent: true; main.ts says false in production). */
   devTokens?: boolean;
+  /** A span per request (OTEL_EXPORTER_OTLP_ENDPOINT set); absent: no tracing. */
+  tracer?: Tracer;
 }
 
 const requestId: RequestHandler = (req, res, next) => {
@@ -72,13 +77,13 @@ export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
+  if (deps.tracer) app.use(traceRequests(deps.tracer));
   app.use(requestId);
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       // Method, route pattern and status only: paths and bodies may carry client details.
-      const pattern = (req.route as { path?: string | string[] } | undefined)?.path ?? 'unmatched';
-      const route = Array.isArray(pattern) ? pattern.join('|') : pattern;
+      const route = routePattern(req);
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       logger.info({ reqId: req.id, method: req.method, route, status: res.statusCode, ms, user: req.user?.id });
       metrics.requests.observe({ method: req.method, route, status: String(res.statusCode) }, ms / 1000);

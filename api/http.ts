@@ -20,3 +20,9 @@ export function actorOf(req: Request): Actor {
   const user = userOf(req);
   return { id: user.id, role: user.role };
 }
+
+/** The route pattern a request matched (`/v1/cases/:caseId`), or `unmatched`: never the path, which may hold ids. */
+export function routePattern(req: Request): string {
+  const pattern = (req.route as { path?: string | string[] } | undefined)?.path ?? 'unmatched';
+  return Array.isArray(pattern) ? pattern.join('|') : pattern;
+}

@@ -6,6 +6,7 @@ import { type Db, openDatabase } from '../db/database';
 import { purgeExpiredIdempotencyKeys } from '../db/idempotency-keys';
 import { purgeRateLimitWindows } from '../db/rate-limits';
 import { createLogger } from '../logger';
+import { type Tracing, startTracing } from '../telemetry';
 import { openTemporalClient, temporalTarget } from '../temporal';
 import { createApp } from './app';
 
@@ -29,13 +30,17 @@ export interface RunningApi {
 export async function startApi(
   config: Config & { DATABASE_URL: string; TEMPORAL_ADDRESS: string },
   logger: Logger,
+  tracing?: Tracing,
 ): Promise<RunningApi> {
   const target = temporalTarget(config);
   const database = openDatabase(config.DATABASE_URL, {
     poolSize: config.DATABASE_POOL_SIZE,
     onPoolError: (error) => logger.warn({ err: error.message }, 'postgres connection lost'),
   });
-  const temporal = openTemporalClient(target, config.TEMPORAL_NAMESPACE, { failFast: true });
+  const temporal = openTemporalClient(target, config.TEMPORAL_NAMESPACE, {
+    failFast: true,
+    ...(tracing ? { interceptors: tracing.clientInterceptors } : {}),
+  });
   const oidc = oidcSettings(config);
   const app = createApp({
     db: database.db,
@@ -54,6 +59,7 @@ export async function startApi(
     anchorFile: auditAnchorFile(config),
     ...(oidc ? { oidc } : {}),
     devTokens: config.NODE_ENV !== 'production',
+    ...(tracing ? { tracer: tracing.tracer } : {}),
   });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, (error?: Error) => (error ? reject(error) : resolve(s)));
@@ -81,18 +87,22 @@ export async function startApi(
 
 async function main(): Promise<void> {
   const config = requireConnections(loadConfig());
+  const tracing = await startTracing(config, 'handoff-api');
   const logger = createLogger(config, 'api');
-  const api = await startApi(config, logger);
+  const api = await startApi(config, logger, tracing);
   logger.info({ url: api.url }, 'api listening');
   const stop = (signal: string) => {
     logger.info({ signal }, 'api stopping');
-    api.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'api did not stop cleanly');
-        process.exit(1);
-      },
-    );
+    api
+      .close()
+      .then(() => tracing?.shutdown())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, 'api did not stop cleanly');
+          process.exit(1);
+        },
+      );
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

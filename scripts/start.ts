@@ -4,6 +4,7 @@ import { startApi } from '../api/main';
 import { openDatabase } from '../db/database';
 import { migrateToLatest } from '../db/migrate';
 import { createLogger } from '../logger';
+import { startTracing } from '../telemetry';
 import { startWorker } from '../worker/main';
 import { DEMO_AGENCY, seedDemo, startDemoTransfer } from './seed-demo';
 import { type RunningTemporal, findTemporalTool, startEmbeddedPostgres, startTemporalDevServer } from './dev-services';
@@ -39,6 +40,10 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => void stopAll(0));
 
   try {
+    // First, and stopped last: the worker and the API share this process and its traces (service `handoff`).
+    const tracing = await startTracing(config, 'handoff');
+    if (tracing) stops.push(tracing.shutdown);
+
     let databaseUrl = config.DATABASE_URL;
     if (!databaseUrl) {
       say(`handoff: starting embedded PostgreSQL (data in ${join(dataDir, 'postgres')})`);
@@ -81,13 +86,13 @@ async function main(): Promise<void> {
     }
 
     const connected = { ...config, DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporalAddress, SMTP_URL: smtpUrl };
-    const worker = await startWorker(connected, createLogger(config, 'worker'));
+    const worker = await startWorker(connected, createLogger(config, 'worker'), tracing);
     stops.push(worker.stop);
     worker.done.catch((error: unknown) => {
       logger.error({ err: error }, 'worker failed');
       void stopAll(1);
     });
-    const api = await startApi(connected, createLogger(config, 'api'));
+    const api = await startApi(connected, createLogger(config, 'api'), tracing);
     stops.push(api.close);
     const demoTransfer = tokens?.staff ? await startDemoTransfer(api.url, tokens.staff) : undefined;
 
@@ -97,6 +102,8 @@ async function main(): Promise<void> {
     say(`  API          ${api.url}/v1`);
     say(`  API docs     ${api.url}/docs`);
     say(`  health       ${api.url}/health`);
+    if (config.WORKER_METRICS_ADDRESS) say(`  SDK metrics  http://${config.WORKER_METRICS_ADDRESS}/metrics`);
+    if (tracing) say('  traces       to OTEL_EXPORTER_OTLP_ENDPOINT');
     say(`  Temporal     ${temporalAddress}${temporalUi ? `  (web UI ${temporalUi})` : ''}`);
     say(`  mail         ${config.SMTP_URL ? 'to SMTP_URL' : `caught on ${smtpUrl}, kept in ${mailDir}`}`);
     say(

@@ -17,6 +17,7 @@ import { writeAnchor } from '../db/anchors';
 import { openDatabase } from '../db/database';
 import { beatWorkerHealth } from '../health';
 import { createLogger } from '../logger';
+import { type Tracing, startTracing } from '../telemetry';
 import { type TemporalTarget, openTemporalClient, temporalTarget } from '../temporal';
 import type { ReconcileOptions } from '../domain/reconcile';
 import { outboxSenderWorkflow } from '../workflows/outbox-sender';
@@ -100,15 +101,24 @@ export async function ensureReconcileSchedule(
 
 let runtimeInstalled = false;
 
-/** Polls the task queue with the case workflows and their activities until stop(). */
+/**
+ * Polls the task queue with the case workflows and their activities until stop(). The first worker of a process
+ * sets up the SDK's runtime, with its metrics served on WORKER_METRICS_ADDRESS when that is set.
+ */
 export async function startWorker(
   config: Config & { DATABASE_URL: string; TEMPORAL_ADDRESS: string },
   logger: Logger,
+  tracing?: Tracing,
 ): Promise<RunningWorker> {
   if (!runtimeInstalled) {
     Runtime.install({
       logger: new DefaultLogger('WARN'),
-      telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } },
+      telemetryOptions: {
+        logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) },
+        ...(config.WORKER_METRICS_ADDRESS
+          ? { metrics: { prometheus: { bindAddress: config.WORKER_METRICS_ADDRESS } } }
+          : {}),
+      },
     });
     runtimeInstalled = true;
   }
@@ -120,7 +130,9 @@ export async function startWorker(
   const connection = await connectWithRetry(target, logger);
   await ensureSearchAttributes(target, config.TEMPORAL_NAMESPACE, logger);
   // The transfer activities start and cancel case workflows through this client.
-  const temporal = openTemporalClient(target, config.TEMPORAL_NAMESPACE);
+  const temporal = openTemporalClient(target, config.TEMPORAL_NAMESPACE, {
+    ...(tracing ? { interceptors: tracing.clientInterceptors } : {}),
+  });
   // Short socket timeouts: a hung server fails an attempt (and backs off) well inside the activity's timeout.
   const mailer = config.SMTP_URL
     ? createTransport({
@@ -148,6 +160,7 @@ export async function startWorker(
       delivery: { mailer, from: config.MAIL_FROM, publicUrl: publicUrl(config), digestHour: config.DIGEST_HOUR },
       auditAnchorFile: anchorFile,
     }),
+    ...tracing?.workerOptions,
   });
   // One sender per deployment (task queue): a second worker finds it running and leaves it be.
   await temporal.client.workflow.start(outboxSenderWorkflow, {
@@ -198,10 +211,15 @@ export async function startWorker(
 
 async function main(): Promise<void> {
   const config = requireConnections(loadConfig());
+  const tracing = await startTracing(config, 'handoff-worker');
   const logger = createLogger(config, 'worker');
-  const running = await startWorker(config, logger);
+  const running = await startWorker(config, logger, tracing);
   logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker polling');
-  await running.done;
+  try {
+    await running.done;
+  } finally {
+    await tracing?.shutdown();
+  }
   logger.info('worker stopped');
 }
 
