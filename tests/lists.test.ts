@@ -226,8 +226,11 @@ describe('GET /v1/cases', () => {
     for (const filter of [{ counselorId: 'counselor-1' }, { status: 'open' as const }, {}]) {
       const query = caseListQuery(stack.db, { agencyId: agency.agencyId, ...filter, limit: 51 }).compile();
       const plan = await stack.db.transaction().execute(async (trx) => {
-        // The test table is tiny: forbid the sequential scan so the plan shows what 100,000 cases would use.
+        // The test table is tiny and its statistics move with every other test file writing to it: forbid the
+        // sequential scan and the sort, so the plan shows whether an index gives the list its order, as 100,000
+        // cases would need. Without such an index the plan still sorts, and the test fails.
         await trx.executeQuery(CompiledQuery.raw('set local enable_seqscan = off'));
+        await trx.executeQuery(CompiledQuery.raw('set local enable_sort = off'));
         const result = await trx.executeQuery<{ 'QUERY PLAN': string }>(
           CompiledQuery.raw(`explain ${query.sql}`, [...query.parameters]),
         );
