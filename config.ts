@@ -20,8 +20,10 @@ const schema = z
     HOST: z.string().default('127.0.0.1'),
     PORT: z.coerce.number().int().min(0).max(65535).default(3000),
     LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
-    /** Unset: `npm start` runs an embedded PostgreSQL under DATA_DIR. */
+    /** The service's role (it may only read and append the audit trail); unset: `npm start` runs an embedded PostgreSQL. */
     DATABASE_URL: optionalString,
+    /** The schema owner's role, for migrations only; unset: DATABASE_URL. */
+    MIGRATION_DATABASE_URL: optionalString,
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
     /** Unset: `npm start` runs a Temporal dev server. */
     TEMPORAL_ADDRESS: optionalString,

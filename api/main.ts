@@ -5,6 +5,7 @@ import { type Config, auditAnchorFile, loadConfig, oidcSettings, requireConnecti
 import { type Db, openDatabase } from '../db/database';
 import { purgeExpiredIdempotencyKeys } from '../db/idempotency-keys';
 import { purgeRateLimitWindows } from '../db/rate-limits';
+import { checkServiceRole } from '../db/roles';
 import { createLogger } from '../logger';
 import { type Tracing, startTracing } from '../telemetry';
 import { openTemporalClient, temporalTarget } from '../temporal';
@@ -37,6 +38,15 @@ export async function startApi(
     poolSize: config.DATABASE_POOL_SIZE,
     onPoolError: (error) => logger.warn({ err: error.message }, 'postgres connection lost'),
   });
+  try {
+    await checkServiceRole(database.db, {
+      production: config.NODE_ENV === 'production',
+      warn: (message) => logger.warn(message),
+    });
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
   const temporal = openTemporalClient(target, config.TEMPORAL_NAMESPACE, {
     failFast: true,
     ...(tracing ? { interceptors: tracing.clientInterceptors } : {}),

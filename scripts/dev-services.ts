@@ -1,10 +1,12 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SearchAttributeType } from '@temporalio/common';
-import { Client as PgClient } from 'pg';
+import { Client as PgClient, escapeIdentifier } from 'pg';
+import { type DatabaseLogins, loginUrl } from '../db/roles';
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 
 const CLI_TYPES: Record<SearchAttributeType, string> = {
@@ -121,6 +123,41 @@ export async function startEmbeddedPostgres(options: {
   };
 }
 
+/** The owner and service roles with new random passwords; `suffix` tells apart several sets on one server. */
+export function newLogins(suffix = ''): DatabaseLogins {
+  const password = () => randomBytes(24).toString('base64url');
+  return {
+    owner: { name: `handoff_owner${suffix}`, password: password() },
+    service: { name: `handoff_app${suffix}`, password: password() },
+  };
+}
+
+/**
+ * The embedded PostgreSQL's two logins: made the first time, then read from `file` (readable by its owner only),
+ * which also holds the URL each logs in with on the server of `serverUrl`, for the command-line scripts.
+ */
+export function embeddedLogins(file: string, serverUrl: string): DatabaseLogins {
+  const saved = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as DatabaseLogins) : newLogins();
+  const logins: DatabaseLogins = {
+    owner: { name: saved.owner.name, password: saved.owner.password },
+    service: { name: saved.service.name, password: saved.service.password },
+  };
+  const kept = {
+    owner: { ...logins.owner, url: loginUrl(serverUrl, logins.owner) },
+    service: { ...logins.service, url: loginUrl(serverUrl, logins.service) },
+  };
+  mkdirSync(resolve(file, '..'), { recursive: true });
+  writeFileSync(file, `${JSON.stringify(kept, null, 2)}\n`, { mode: 0o600 });
+  return logins;
+}
+
+/** The server a database URL lives on, by its maintenance database. */
+export function serverUrlOf(databaseUrl: string): string {
+  const url = new URL(databaseUrl);
+  url.pathname = '/postgres';
+  return url.toString();
+}
+
 /** Creates an empty database on an existing server and returns its URL. */
 export async function createDatabase(serverUrl: string, name: string): Promise<string> {
   const admin = new PgClient({ connectionString: serverUrl });
@@ -141,6 +178,19 @@ export async function dropDatabase(serverUrl: string, name: string): Promise<voi
   await admin.connect();
   try {
     await admin.query(`drop database if exists "${name}" with (force)`);
+  } finally {
+    await admin.end();
+  }
+}
+
+/** Drops the roles of `logins` from a server whose databases no longer hold anything of theirs. */
+export async function dropRoles(serverUrl: string, logins: DatabaseLogins): Promise<void> {
+  const admin = new PgClient({ connectionString: serverUrl });
+  await admin.connect();
+  try {
+    for (const login of [logins.service, logins.owner]) {
+      await admin.query(`drop role if exists ${escapeIdentifier(login.name)}`);
+    }
   } finally {
     await admin.end();
   }

@@ -2,12 +2,19 @@ import { join, resolve } from 'node:path';
 import { loadConfig } from '../config';
 import { startApi } from '../api/main';
 import { openDatabase } from '../db/database';
-import { migrateToLatest } from '../db/migrate';
+import { migrateDatabase } from '../db/migrate';
+import { setUpRoles } from '../db/roles';
 import { createLogger } from '../logger';
 import { startTracing } from '../telemetry';
 import { startWorker } from '../worker/main';
 import { DEMO_AGENCY, seedDemo, startDemoTransfer } from './seed-demo';
-import { type RunningTemporal, findTemporalTool, startEmbeddedPostgres, startTemporalDevServer } from './dev-services';
+import {
+  type RunningTemporal,
+  embeddedLogins,
+  findTemporalTool,
+  startEmbeddedPostgres,
+  startTemporalDevServer,
+} from './dev-services';
 import { startMailCatcher } from './mail-catcher';
 
 /**
@@ -44,17 +51,9 @@ async function main(): Promise<void> {
     const tracing = await startTracing(config, 'handoff');
     if (tracing) stops.push(tracing.shutdown);
 
-    let databaseUrl = config.DATABASE_URL;
-    if (!databaseUrl) {
-      say(`handoff: starting embedded PostgreSQL (data in ${join(dataDir, 'postgres')})`);
-      const pg = await startEmbeddedPostgres({
-        dataDir: join(dataDir, 'postgres'),
-        port: config.EMBEDDED_POSTGRES_PORT,
-        database: 'handoff',
-      });
-      stops.push(pg.stop);
-      databaseUrl = pg.url;
-    }
+    const { ownerUrl, serviceUrl: databaseUrl } = config.DATABASE_URL
+      ? { ownerUrl: config.MIGRATION_DATABASE_URL ?? config.DATABASE_URL, serviceUrl: config.DATABASE_URL }
+      : await startDatabase(config.EMBEDDED_POSTGRES_PORT, dataDir, stops, say);
 
     let temporalAddress = config.TEMPORAL_ADDRESS;
     let temporalUi: string | undefined;
@@ -65,15 +64,19 @@ async function main(): Promise<void> {
       temporalUi = temporal.uiUrl;
     }
 
-    const migrations = openDatabase(databaseUrl);
+    const { applied, serviceRole } = await migrateDatabase(ownerUrl, databaseUrl);
+    say(`handoff: database schema ${applied.length ? `migrated (${applied.join(', ')})` : 'up to date'}`);
+    if (serviceRole)
+      say(`handoff: the service connects as ${serviceRole}: it may read and append the audit trail only`);
     let tokens: Record<string, string> | undefined;
-    try {
-      const applied = await migrateToLatest(migrations.db);
-      say(`handoff: database schema ${applied.length ? `migrated (${applied.join(', ')})` : 'up to date'}`);
-      // A newcomer can try every route at once: a demo agency and a token per role (embedded mode only).
-      if (!config.DATABASE_URL) tokens = await seedDemo(migrations.db, join(dataDir, 'dev-tokens.json'));
-    } finally {
-      await migrations.close();
+    // A newcomer can try every route at once: a demo agency and a token per role (embedded mode only).
+    if (!config.DATABASE_URL) {
+      const service = openDatabase(databaseUrl);
+      try {
+        tokens = await seedDemo(service.db, join(dataDir, 'dev-tokens.json'));
+      } finally {
+        await service.close();
+      }
     }
 
     // Without SMTP_URL, what the service sends is caught here and kept as .eml files a newcomer can open.
@@ -107,7 +110,11 @@ async function main(): Promise<void> {
     say(`  Temporal     ${temporalAddress}${temporalUi ? `  (web UI ${temporalUi})` : ''}`);
     say(`  mail         ${config.SMTP_URL ? 'to SMTP_URL' : `caught on ${smtpUrl}, kept in ${mailDir}`}`);
     say(
-      `  PostgreSQL   ${config.DATABASE_URL ? 'from DATABASE_URL' : `embedded, port ${config.EMBEDDED_POSTGRES_PORT}`}`,
+      `  PostgreSQL   ${
+        config.DATABASE_URL
+          ? 'from DATABASE_URL'
+          : `embedded, port ${config.EMBEDDED_POSTGRES_PORT} (logins in ${join(dataDir, 'postgres-logins.json')})`
+      }`,
     );
     if (tokens) {
       say(`  demo tokens  (agency ${DEMO_AGENCY}; also in ${join(dataDir, 'dev-tokens.json')})`);
@@ -119,6 +126,22 @@ async function main(): Promise<void> {
     process.stderr.write(`handoff: could not start: ${error instanceof Error ? error.message : String(error)}\n`);
     await stopAll(1);
   }
+}
+
+/**
+ * The embedded PostgreSQL, set up as production runs: migrations as the schema's owner, the worker and the API
+ * as a role that cannot change the audit trail. Its superuser only makes the two roles.
+ */
+async function startDatabase(
+  port: number,
+  dataDir: string,
+  stops: (() => Promise<void>)[],
+  say: (line: string) => void,
+): Promise<{ ownerUrl: string; serviceUrl: string }> {
+  say(`handoff: starting embedded PostgreSQL (data in ${join(dataDir, 'postgres')})`);
+  const pg = await startEmbeddedPostgres({ dataDir: join(dataDir, 'postgres'), port, database: 'handoff' });
+  stops.push(pg.stop);
+  return setUpRoles(pg.url, embeddedLogins(join(dataDir, 'postgres-logins.json'), pg.url));
 }
 
 async function startTemporal(

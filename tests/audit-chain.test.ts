@@ -44,10 +44,19 @@ test('when forty writers append at once, then the chain has no fork: every event
   });
 });
 
-test('when anyone tries to update or delete an audit event, then the database refuses', async () => {
+test('when anyone tries to update or delete an audit event, then the database refuses: the service by privilege, even the owner by trigger', async () => {
   await append(`test:${randomUUID()}`);
   await expect(database.db.updateTable('audit_events').set({ action: 'forged' }).execute()).rejects.toThrow(
-    /append-only/,
+    /permission denied/,
   );
-  await expect(database.db.deleteFrom('audit_events').execute()).rejects.toThrow(/append-only/);
+  await expect(database.db.deleteFrom('audit_events').execute()).rejects.toThrow(/permission denied/);
+  const owner = openDatabase(testContext().ownerUrl, { poolSize: 1 });
+  try {
+    await expect(owner.db.updateTable('audit_events').set({ action: 'forged' }).execute()).rejects.toThrow(
+      /append-only/,
+    );
+    await expect(owner.db.deleteFrom('audit_events').execute()).rejects.toThrow(/append-only/);
+  } finally {
+    await owner.close();
+  }
 });

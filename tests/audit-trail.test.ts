@@ -7,22 +7,16 @@ import { sql } from 'kysely';
 import { lastAnchor, writeAnchor } from '../db/anchors';
 import { GENESIS_HASH, appendAuditEvent, hashEvent, verifyChain } from '../db/audit';
 import { type DatabaseHandle, openDatabase } from '../db/database';
-import { migrateToLatest } from '../db/migrate';
-import { createDatabase, dropDatabase } from '../scripts/dev-services';
 import { COUNSELOR, CaseDriver, DIRECTOR, STAFF, today } from './support/cases';
-import { testContext } from './support/context';
+import { freshDatabase } from './support/isolated';
 import { type TestStack, eventually, startStack } from './support/stack';
 
 const COMPLIANCE = { id: 'compliance-1', role: 'compliance' as const };
 
-/** A database of its own, so tampering here cannot disturb the other test files. */
+/** A database of its own, so tampering here cannot disturb the other test files; in a superuser's hands. */
 async function scratchChain(events: number): Promise<{ handle: DatabaseHandle; drop: () => Promise<void> }> {
-  const server = new URL(testContext().databaseUrl);
-  server.pathname = '/postgres';
-  const name = `tamper_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
-  const url = await createDatabase(server.toString(), name);
-  const handle = openDatabase(url);
-  await migrateToLatest(handle.db);
+  const database = await freshDatabase(`tamper_${randomUUID().replace(/-/g, '').slice(0, 12)}`);
+  const handle = openDatabase(database.superuserUrl);
   for (let i = 1; i <= events; i++) {
     await handle.db.transaction().execute((trx) =>
       appendAuditEvent(trx, {
@@ -38,7 +32,7 @@ async function scratchChain(events: number): Promise<{ handle: DatabaseHandle; d
     handle,
     drop: async () => {
       await handle.close();
-      await dropDatabase(server.toString(), name);
+      await database.drop();
     },
   };
 }

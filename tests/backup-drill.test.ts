@@ -5,20 +5,22 @@ import { reconcile } from '../activities/reconcile';
 import { lastAnchor, writeAnchor } from '../db/anchors';
 import { verifyChain } from '../db/audit';
 import { type DatabaseHandle, openDatabase } from '../db/database';
-import { createDatabase, dropDatabase, findPostgresTool } from '../scripts/dev-services';
+import { migrateDatabase } from '../db/migrate';
+import { findPostgresTool } from '../scripts/dev-services';
 import { CaseDriver } from './support/cases';
 import { TEST_DIR } from './support/context';
-import { type IsolatedServices, isolatedServices } from './support/isolated';
+import { type FreshDatabase, type IsolatedServices, freshDatabase, isolatedServices } from './support/isolated';
 import { type TestStack, startStack } from './support/stack';
 
 /** Kept small for `npm test`; the drill is the same at any size. */
 const CASES = 6;
 const dir = join(TEST_DIR, `backup-drill-${process.pid}`);
 const anchorFile = join(dir, 'audit-anchors.ndjson');
-const restoredName = `handoff_restored_${process.pid}`;
 let services: IsolatedServices;
 let stack: TestStack;
+let restoredDatabase: FreshDatabase | undefined;
 let restored: DatabaseHandle | undefined;
+let restoredAsOwner: DatabaseHandle | undefined;
 
 beforeAll(async () => {
   mkdirSync(dir, { recursive: true });
@@ -32,8 +34,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await restored?.close();
+  await restoredAsOwner?.close();
   await stack?.close();
-  await dropDatabase(services.serverUrl, restoredName);
+  await restoredDatabase?.drop();
   await services?.drop();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -54,12 +57,15 @@ test('when the running system is dumped with pg_dump and restored into a fresh d
   const anchor = await writeAnchor(stack.db, anchorFile);
   expect(anchor).not.toBeNull();
 
+  // As the README says: dumped by the schema's owner, restored by the owner into a fresh database (privileges are
+  // not restored but granted again by migrating), then read by the service's role.
   const dump = join(dir, 'handoff.dump');
-  run('pg_dump', ['--format=custom', '--no-owner', `--file=${dump}`, `--dbname=${services.databaseUrl}`]);
+  run('pg_dump', ['--format=custom', '--no-owner', '--no-acl', `--file=${dump}`, `--dbname=${services.ownerUrl}`]);
   expect(statSync(dump).size).toBeGreaterThan(0);
-  const restoredUrl = await createDatabase(services.serverUrl, restoredName);
-  run('pg_restore', ['--no-owner', '--exit-on-error', `--dbname=${restoredUrl}`, dump]);
-  restored = openDatabase(restoredUrl);
+  restoredDatabase = await freshDatabase('restored', { migrate: false });
+  run('pg_restore', ['--no-owner', '--no-acl', '--exit-on-error', `--dbname=${restoredDatabase.ownerUrl}`, dump]);
+  expect((await migrateDatabase(restoredDatabase.ownerUrl, restoredDatabase.databaseUrl)).applied).toEqual([]);
+  restored = openDatabase(restoredDatabase.databaseUrl);
 
   const chain = await verifyChain(restored.db, lastAnchor(anchorFile));
   expect(chain).toMatchObject({ ok: true, firstBroken: null, anchor: { seq: anchor!.seq, matches: true } });
@@ -83,6 +89,8 @@ test('when the running system is dumped with pg_dump and restored into a fresh d
   );
   expect(report.drifts).toEqual([]);
   expect(report.checked).toMatchObject({ caseRows: CASES, caseWorkflows: CASES });
-  // Even the restored schema still refuses to rewrite the trail.
-  await expect(restored.db.deleteFrom('audit_events').execute()).rejects.toThrow(/append-only/);
+  // Even the restored schema still refuses to rewrite the trail: to the service by privilege, to its owner by trigger.
+  await expect(restored.db.deleteFrom('audit_events').execute()).rejects.toThrow(/permission denied/);
+  restoredAsOwner = openDatabase(restoredDatabase.ownerUrl);
+  await expect(restoredAsOwner.db.deleteFrom('audit_events').execute()).rejects.toThrow(/append-only/);
 }, 120_000);

@@ -7,11 +7,10 @@ import pino from 'pino';
 import { type AppDeps, createApp } from '../api/app';
 import { openApiDocument } from '../api/openapi';
 import { type DatabaseHandle, openDatabase } from '../db/database';
-import { migrateToLatest } from '../db/migrate';
 import type { Role } from '../domain/case';
-import { createDatabase, dropDatabase } from '../scripts/dev-services';
 import { openTemporalClient } from '../temporal';
 import { TEST_DIR, testContext } from './support/context';
+import { type FreshDatabase, freshDatabase } from './support/isolated';
 import { type TestActor, listen, tokenFor } from './support/stack';
 
 /*
@@ -59,8 +58,7 @@ interface HostileRequest {
 let database: DatabaseHandle;
 let temporal: ReturnType<typeof openTemporalClient>;
 let api: { url: string; close(): Promise<void> };
-let serverUrl: string;
-let databaseName: string;
+let fuzzDatabase: FreshDatabase | undefined;
 let taskQueue: string;
 let tokens: string[];
 let routes: Route[];
@@ -68,10 +66,8 @@ let components: Record<string, JsonSchema>;
 
 beforeAll(async () => {
   const context = testContext();
-  serverUrl = context.databaseUrl;
-  databaseName = `handoff_fuzz_${process.pid}`;
-  database = openDatabase(await createDatabase(serverUrl, databaseName));
-  await migrateToLatest(database.db);
+  fuzzDatabase = await freshDatabase('fuzz');
+  database = openDatabase(fuzzDatabase.databaseUrl);
   temporal = openTemporalClient({ address: context.temporalAddress }, 'default');
   // No worker polls this queue: a case or transfer that started would stay visible on it.
   taskQueue = `fuzz-${randomUUID()}`;
@@ -103,7 +99,7 @@ afterAll(async () => {
   await api?.close();
   await database?.close();
   await temporal?.close();
-  if (databaseName) await dropDatabase(serverUrl, databaseName);
+  await fuzzDatabase?.drop();
 });
 
 /** Every route Express knows, with its body's schema where the OpenAPI document has one. */

@@ -174,7 +174,7 @@ describe('the compose stack', () => {
   });
 
   test('when a secret is not given, then the stack refuses to start, and .env stays out of git', async () => {
-    for (const secret of ['POSTGRES_PASSWORD', 'HANDOFF_DB_PASSWORD']) {
+    for (const secret of ['POSTGRES_PASSWORD', 'HANDOFF_OWNER_PASSWORD', 'HANDOFF_DB_PASSWORD']) {
       const uses = [...text.matchAll(new RegExp(`\\$\\{${secret}([^}]*)\\}`, 'g'))].map((m) => m[1]);
       expect(uses.length).toBeGreaterThan(0);
       for (const use of uses) expect(use).toMatch(/^:\?/);

@@ -6,6 +6,7 @@ import { sql } from 'kysely';
 import { reconcile } from '../activities/reconcile';
 import { writeAnchor } from '../db/anchors';
 import { hashEvent } from '../db/audit';
+import { type DatabaseHandle, openDatabase } from '../db/database';
 import { DRIFT_TASK_KIND } from '../db/tasks';
 import type { DriftCheck, ReconcileSummary } from '../domain/reconcile';
 import { ensureReconcileSchedule } from '../worker/main';
@@ -19,12 +20,15 @@ const ROOT = resolve(__dirname, '..');
 const anchorFile = join(TEST_DIR, `reconcile-anchors-${process.pid}.ndjson`);
 let services: IsolatedServices;
 let stack: TestStack;
+/** The server's keys: drift is made the way only a superuser (or a bad restore) could make it. */
+let superuser: DatabaseHandle;
 let cases: CaseDriver[];
 let transfer: { transferId: string; agencyId: string };
 
 beforeAll(async () => {
   // A database and namespace of its own: the reconcile sees everything, and this file breaks things on purpose.
   services = await isolatedServices('reconcile');
+  superuser = openDatabase(services.superuserUrl);
   stack = await startStack({
     databaseUrl: services.databaseUrl,
     namespace: services.namespace,
@@ -51,6 +55,7 @@ afterAll(async () => {
     .delete()
     .catch(() => {});
   await stack?.close();
+  await superuser?.close();
   await services?.drop();
 });
 
@@ -117,14 +122,14 @@ test('when nothing drifted, then the reconcile and `npm run reconcile` report cl
 test('when each kind of drift is made on purpose, then each is reported by name, and the scheduled run raises one staff task for each, once', async () => {
   const [deleted, terminated, doubled] = cases as [CaseDriver, CaseDriver, CaseDriver, CaseDriver];
   // A case row deleted behind the service's back (foreign keys and triggers off, as a bad restore would).
-  await stack.db.transaction().execute(async (trx) => {
+  await superuser.db.transaction().execute(async (trx) => {
     await sql`set local session_replication_role = replica`.execute(trx);
     await trx.deleteFrom('cases').where('case_id', '=', deleted.caseId).execute();
   });
   // A workflow terminated from Temporal, which no activity records.
   await terminated.handle().terminate('reconcile test');
   // A second open case for a client, by SQL, past the index that normally refuses it.
-  await sql`drop index cases_one_open_per_client`.execute(stack.db);
+  await sql`drop index cases_one_open_per_client`.execute(superuser.db);
   const second = randomUUID();
   const old = new Date(Date.now() - 3_600_000);
   const row = await stack.db
@@ -166,7 +171,7 @@ test('when each kind of drift is made on purpose, then each is reported by name,
   // A transfer's count altered.
   await sql`update transfers set opened = opened + 1 where transfer_id = ${transfer.transferId}`.execute(stack.db);
   // An audit event recorded twice under one key: the copy is chained properly, so only the duplicate shows.
-  await sql`alter table audit_events drop constraint audit_events_event_key_key`.execute(stack.db);
+  await sql`alter table audit_events drop constraint audit_events_event_key_key`.execute(superuser.db);
   const head = await stack.db
     .selectFrom('audit_events')
     .selectAll()
@@ -196,7 +201,7 @@ test('when each kind of drift is made on purpose, then each is reported by name,
     .orderBy('seq')
     .limit(1)
     .executeTakeFirstOrThrow();
-  await stack.db.transaction().execute(async (trx) => {
+  await superuser.db.transaction().execute(async (trx) => {
     await sql`set local session_replication_role = replica`.execute(trx);
     await sql`update audit_events set outcome_reason = 'edited' where seq = ${tampered.seq}`.execute(trx);
   });

@@ -15,6 +15,7 @@ import { createActivities } from '../activities';
 import { type Config, auditAnchorFile, loadConfig, publicUrl, requireConnections } from '../config';
 import { writeAnchor } from '../db/anchors';
 import { openDatabase } from '../db/database';
+import { checkServiceRole } from '../db/roles';
 import { beatWorkerHealth } from '../health';
 import { createLogger } from '../logger';
 import { type Tracing, startTracing } from '../telemetry';
@@ -127,6 +128,15 @@ export async function startWorker(
     poolSize: config.DATABASE_POOL_SIZE,
     onPoolError: (error) => logger.warn({ err: error.message }, 'postgres connection lost'),
   });
+  try {
+    await checkServiceRole(database.db, {
+      production: config.NODE_ENV === 'production',
+      warn: (message) => logger.warn(message),
+    });
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
   const connection = await connectWithRetry(target, logger);
   await ensureSearchAttributes(target, config.TEMPORAL_NAMESPACE, logger);
   // The transfer activities start and cancel case workflows through this client.

@@ -6,9 +6,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { SMTPServer } from 'smtp-server';
 import { type Db, type DatabaseHandle, openDatabase } from '../../db/database';
-import { migrateToLatest } from '../../db/migrate';
+import { migrateDatabase } from '../../db/migrate';
+import { setUpRoles } from '../../db/roles';
 import { createToken, upsertUser } from '../../db/users';
-import { type RunningTemporal, findTemporalTool, freePort, startTemporalDevServer } from '../../scripts/dev-services';
+import {
+  type RunningTemporal,
+  findTemporalTool,
+  freePort,
+  newLogins,
+  startTemporalDevServer,
+} from '../../scripts/dev-services';
 import { TEST_DIR, testContext } from '../support/context';
 import { type ApiResponse, send } from '../support/stack';
 
@@ -121,10 +128,12 @@ export async function startFaultStack(name: string): Promise<FaultStack> {
   );
   await pg.start();
   stops.push(() => pg.kill('SIGTERM'));
+  // The test's own hands are a superuser's (it kills connections); the worker and the API log in as the service.
   const pgUrl = `postgres://postgres:postgres@127.0.0.1:${pgPort}/handoff`;
+  const { ownerUrl, serviceUrl } = await setUpRoles(pgUrl, newLogins());
+  await migrateDatabase(ownerUrl, serviceUrl);
   const database: DatabaseHandle = openDatabase(pgUrl, { onPoolError: () => undefined });
   stops.push(() => database.close());
-  await migrateToLatest(database.db);
 
   const temporalBinary = findTemporalTool('temporal');
   if (!temporalBinary) throw new Error('the temporal CLI is missing: npm run tools');
@@ -164,7 +173,7 @@ export async function startFaultStack(name: string): Promise<FaultStack> {
     HOME: process.env.HOME,
     NODE_ENV: 'test',
     LOG_LEVEL: 'warn',
-    DATABASE_URL: pgUrl,
+    DATABASE_URL: serviceUrl,
     TEMPORAL_ADDRESS: temporal.address,
     TEMPORAL_TASK_QUEUE: taskQueue,
     HOST: '127.0.0.1',

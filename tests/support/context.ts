@@ -3,7 +3,12 @@ import { join, resolve } from 'node:path';
 
 /** What the global setup started, handed to every test file through a file (not the environment). */
 export interface TestContext {
+  /** The suite's database as the service's role: what the worker and the API connect as. */
   databaseUrl: string;
+  /** The same database as the schema's owner, who migrates it. */
+  ownerUrl: string;
+  /** The server's maintenance database as a superuser: for creating databases, and for breaking things on purpose. */
+  superuserUrl: string;
   temporalAddress: string;
   workflowBundlePath: string;
   testServerPath: string;

@@ -1,13 +1,16 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../config';
-import { openDatabase } from '../../db/database';
-import { migrateToLatest } from '../../db/migrate';
+import { migrateDatabase } from '../../db/migrate';
+import { setUpRoles } from '../../db/roles';
 import {
   createDatabase,
   dropDatabase,
+  dropRoles,
   findTemporalTool,
   freePort,
+  newLogins,
+  serverUrlOf,
   startEmbeddedPostgres,
   startTemporalDevServer,
 } from '../../scripts/dev-services';
@@ -21,7 +24,8 @@ declare global {
 
 /**
  * Starts (or reuses, when DATABASE_URL / TEMPORAL_ADDRESS are set) a real PostgreSQL and a real
- * Temporal dev server, migrates a fresh database, and bundles the workflows once for every test file.
+ * Temporal dev server, migrates a fresh database as its owner for the service's role, and bundles the workflows
+ * once for every test file.
  */
 export default async function globalSetup(): Promise<void> {
   const config = loadConfig();
@@ -36,11 +40,16 @@ export default async function globalSetup(): Promise<void> {
     throw new Error('the Temporal binaries are missing and could not be installed: run `npm run tools`');
   }
 
+  // The tests connect as the service does: a role that may only read and append the audit trail. On a shared
+  // server (DATABASE_URL) this run's roles have names of their own, and go when it ends.
   const databaseName = `handoff_test_${process.pid}`;
-  let databaseUrl: string;
+  let serverUrl: string;
+  let superuserDatabaseUrl: string;
+  const logins = newLogins(config.DATABASE_URL ? `_${process.pid}` : '');
   if (config.DATABASE_URL) {
-    const serverUrl = config.DATABASE_URL;
-    databaseUrl = await createDatabase(serverUrl, databaseName);
+    serverUrl = config.DATABASE_URL;
+    stops.push(() => dropRoles(serverUrl, logins));
+    superuserDatabaseUrl = await createDatabase(serverUrl, databaseName);
     stops.push(() => dropDatabase(serverUrl, databaseName));
   } else {
     const pg = await startEmbeddedPostgres({
@@ -49,14 +58,11 @@ export default async function globalSetup(): Promise<void> {
       database: databaseName,
     });
     stops.push(pg.stop);
-    databaseUrl = pg.url;
+    superuserDatabaseUrl = pg.url;
+    serverUrl = serverUrlOf(pg.url);
   }
-  const database = openDatabase(databaseUrl);
-  try {
-    await migrateToLatest(database.db);
-  } finally {
-    await database.close();
-  }
+  const { ownerUrl, serviceUrl: databaseUrl } = await setUpRoles(superuserDatabaseUrl, logins);
+  await migrateDatabase(ownerUrl, databaseUrl);
 
   let temporalAddress = config.TEMPORAL_ADDRESS;
   if (!temporalAddress) {
@@ -80,6 +86,13 @@ export default async function globalSetup(): Promise<void> {
     log() {},
   });
 
-  const context: TestContext = { databaseUrl, temporalAddress, workflowBundlePath, testServerPath };
+  const context: TestContext = {
+    databaseUrl,
+    ownerUrl,
+    superuserUrl: serverUrl,
+    temporalAddress,
+    workflowBundlePath,
+    testServerPath,
+  };
   writeFileSync(CONTEXT_FILE, JSON.stringify(context, null, 2));
 }

@@ -1,26 +1,44 @@
 import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
 import pino from 'pino';
-import { openDatabase } from '../../db/database';
-import { migrateToLatest } from '../../db/migrate';
+import { migrateDatabase } from '../../db/migrate';
+import { prepareDatabase, roleOf } from '../../db/roles';
 import { createDatabase, dropDatabase } from '../../scripts/dev-services';
 import { ensureSearchAttributes } from '../../worker/main';
 import { testContext } from './context';
 import { eventually } from './stack';
 
-export interface IsolatedServices {
-  /** The suite's PostgreSQL server, its maintenance database. */
-  serverUrl: string;
+/** A database of its own on the suite's server, with the suite's two roles. */
+export interface FreshDatabase {
+  /** As the service's role. */
   databaseUrl: string;
-  namespace: string;
+  /** As the schema's owner. */
+  ownerUrl: string;
+  /** As a superuser: to break things on purpose, as a bad restore or someone with the server's keys could. */
+  superuserUrl: string;
   drop: () => Promise<void>;
 }
 
-/** The server a database URL lives on, by its maintenance database. */
-export function serverUrlOf(databaseUrl: string): string {
-  const url = new URL(databaseUrl);
-  url.pathname = '/postgres';
-  return url.toString();
+function onDatabase(url: string, database: string): string {
+  const target = new URL(url);
+  target.pathname = `/${database}`;
+  return target.toString();
+}
+
+/** A new database, migrated as its owner for the service's role unless `migrate` is false (to restore into). */
+export async function freshDatabase(name: string, options: { migrate?: boolean } = {}): Promise<FreshDatabase> {
+  const context = testContext();
+  const databaseName = `handoff_${name}_${process.pid}`;
+  const superuserUrl = await createDatabase(context.superuserUrl, databaseName);
+  const ownerUrl = onDatabase(context.ownerUrl, databaseName);
+  const databaseUrl = onDatabase(context.databaseUrl, databaseName);
+  await prepareDatabase(superuserUrl, { owner: roleOf(ownerUrl), service: roleOf(databaseUrl) });
+  if (options.migrate !== false) await migrateDatabase(ownerUrl, databaseUrl);
+  return { databaseUrl, ownerUrl, superuserUrl, drop: () => dropDatabase(context.superuserUrl, databaseName) };
+}
+
+export interface IsolatedServices extends FreshDatabase {
+  namespace: string;
 }
 
 /**
@@ -29,15 +47,7 @@ export function serverUrlOf(databaseUrl: string): string {
  */
 export async function isolatedServices(name: string): Promise<IsolatedServices> {
   const context = testContext();
-  const serverUrl = serverUrlOf(context.databaseUrl);
-  const databaseName = `handoff_${name}_${process.pid}`;
-  const databaseUrl = await createDatabase(serverUrl, databaseName);
-  const database = openDatabase(databaseUrl);
-  try {
-    await migrateToLatest(database.db);
-  } finally {
-    await database.close();
-  }
+  const database = await freshDatabase(name);
   const namespace = `${name}-${process.pid}`;
   const connection = await Connection.connect({ address: context.temporalAddress });
   try {
@@ -68,5 +78,5 @@ export async function isolatedServices(name: string): Promise<IsolatedServices> 
   } finally {
     await connection.close();
   }
-  return { serverUrl, databaseUrl, namespace, drop: () => dropDatabase(serverUrl, databaseName) };
+  return { ...database, namespace };
 }
