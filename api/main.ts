@@ -2,10 +2,10 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { type Config, auditAnchorFile, loadConfig, oidcSettings, requireConnections } from '../config';
-import { type Db, openDatabase } from '../db/database';
+import type { Db } from '../db/database';
 import { purgeExpiredIdempotencyKeys } from '../db/idempotency-keys';
 import { purgeRateLimitWindows } from '../db/rate-limits';
-import { checkServiceRole } from '../db/roles';
+import { openServiceDatabase } from '../db/roles';
 import { createLogger } from '../logger';
 import { type Tracing, startTracing } from '../telemetry';
 import { openTemporalClient, temporalTarget } from '../temporal';
@@ -34,19 +34,12 @@ export async function startApi(
   tracing?: Tracing,
 ): Promise<RunningApi> {
   const target = temporalTarget(config);
-  const database = openDatabase(config.DATABASE_URL, {
+  const database = await openServiceDatabase(config.DATABASE_URL, {
     poolSize: config.DATABASE_POOL_SIZE,
     onPoolError: (error) => logger.warn({ err: error.message }, 'postgres connection lost'),
+    production: config.NODE_ENV === 'production',
+    warn: (message) => logger.warn(message),
   });
-  try {
-    await checkServiceRole(database.db, {
-      production: config.NODE_ENV === 'production',
-      warn: (message) => logger.warn(message),
-    });
-  } catch (error) {
-    await database.close();
-    throw error;
-  }
   const temporal = openTemporalClient(target, config.TEMPORAL_NAMESPACE, {
     failFast: true,
     ...(tracing ? { interceptors: tracing.clientInterceptors } : {}),

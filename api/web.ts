@@ -1,9 +1,6 @@
 import { basename, dirname, join } from 'node:path';
 import express, { type RequestHandler, Router } from 'express';
-import { CASE_KINDS, CASE_REASONS, CASE_STATUSES, ROLES } from '../domain/case';
-import { CLIENT_CHOICES, CONTACT_CHANNELS, REFERRAL_STATES, RISK_FLAGS, STEPS } from '../domain/process';
-import { PERMISSION_LABELS } from '../domain/roles';
-import { WAIT_KINDS } from '../domain/work-queue';
+import { CLIENT_CHOICES, CONTACT_CHANNELS, STEPS } from '../domain/process';
 
 /**
  * Where the page's files are for code in `moduleDir`: `web/` beside package.json, one level up from `api/` and two
@@ -46,20 +43,7 @@ const pageHeaders: RequestHandler = (_req, res, next) => {
 
 /** The words the page's forms offer, from the same constants the API validates with. */
 function vocabulary() {
-  return {
-    roles: ROLES,
-    steps: STEPS,
-    statuses: CASE_STATUSES,
-    kinds: CASE_KINDS,
-    reasons: CASE_REASONS,
-    clientChoices: CLIENT_CHOICES,
-    contactChannels: CONTACT_CHANNELS,
-    referralStates: REFERRAL_STATES,
-    riskFlags: RISK_FLAGS,
-    waitKinds: WAIT_KINDS,
-    reviewDecisions: ['approve', 'reject', 'send_back'],
-    permissions: PERMISSION_LABELS,
-  };
+  return { steps: STEPS, clientChoices: CLIENT_CHOICES, contactChannels: CONTACT_CHANNELS };
 }
 
 /** The staff page at `/` and its files under `/ui`; it signs in and then calls `/v1` like any other client. */

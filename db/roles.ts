@@ -1,5 +1,6 @@
 import { type Kysely, sql } from 'kysely';
 import { Client, escapeIdentifier, escapeLiteral } from 'pg';
+import { type DatabaseHandle, openDatabase } from './database';
 import type { Database } from './schema';
 
 /**
@@ -224,4 +225,27 @@ export async function checkServiceRole(
     '(README, "Database roles")';
   if (options.production) throw new Error(message);
   options.warn(message);
+}
+
+/**
+ * The service's pool (the worker's or the API's), opened only once the role it logs in as has passed
+ * `checkServiceRole`; a refused role closes the pool before the error goes up.
+ */
+export async function openServiceDatabase(
+  connectionString: string,
+  options: {
+    poolSize: number;
+    onPoolError: (error: Error) => void;
+    production: boolean;
+    warn: (message: string) => void;
+  },
+): Promise<DatabaseHandle> {
+  const database = openDatabase(connectionString, { poolSize: options.poolSize, onPoolError: options.onPoolError });
+  try {
+    await checkServiceRole(database.db, { production: options.production, warn: options.warn });
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+  return database;
 }

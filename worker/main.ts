@@ -14,8 +14,7 @@ import type { Logger } from 'pino';
 import { createActivities } from '../activities';
 import { type Config, auditAnchorFile, loadConfig, publicUrl, requireConnections } from '../config';
 import { writeAnchor } from '../db/anchors';
-import { openDatabase } from '../db/database';
-import { checkServiceRole } from '../db/roles';
+import { openServiceDatabase } from '../db/roles';
 import { beatWorkerHealth } from '../health';
 import { createLogger } from '../logger';
 import { type Tracing, startTracing } from '../telemetry';
@@ -124,19 +123,12 @@ export async function startWorker(
     runtimeInstalled = true;
   }
   const target = temporalTarget(config);
-  const database = openDatabase(config.DATABASE_URL, {
+  const database = await openServiceDatabase(config.DATABASE_URL, {
     poolSize: config.DATABASE_POOL_SIZE,
     onPoolError: (error) => logger.warn({ err: error.message }, 'postgres connection lost'),
+    production: config.NODE_ENV === 'production',
+    warn: (message) => logger.warn(message),
   });
-  try {
-    await checkServiceRole(database.db, {
-      production: config.NODE_ENV === 'production',
-      warn: (message) => logger.warn(message),
-    });
-  } catch (error) {
-    await database.close();
-    throw error;
-  }
   const connection = await connectWithRetry(target, logger);
   await ensureSearchAttributes(target, config.TEMPORAL_NAMESPACE, logger);
   // The transfer activities start and cancel case workflows through this client.
