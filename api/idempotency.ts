@@ -12,6 +12,14 @@ import { problem } from './problem';
 export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,200}$/;
 const WAIT_MS = 15_000;
 
+/**
+ * The answer as jsonb will take it: PostgreSQL refuses the NUL character (\u0000) in jsonb, and a refusal can echo
+ * a field name the caller sent with one. A NUL becomes U+FFFD in the kept copy; an escaped backslash stays as it is.
+ */
+function storableJson(body: unknown): string {
+  return JSON.stringify(body).replace(/(?<!\\)((?:\\\\)*)\\u0000/g, '$1\\ufffd');
+}
+
 function canonicalBody(body: unknown): string {
   try {
     return canonicalJson(body ?? null);
@@ -94,7 +102,7 @@ export function idempotent(db: Kysely<Database>, { retentionHours }: { retention
         const write = keep
           ? db
               .updateTable('idempotency_keys')
-              .set({ status, response: JSON.stringify(body), headers: JSON.stringify(headers) })
+              .set({ status, response: storableJson(body), headers: JSON.stringify(headers) })
               .where('agency_id', '=', user.agencyId)
               .where('user_id', '=', user.id)
               .where('idempotency_key', '=', key)

@@ -243,6 +243,19 @@ describe('idempotent replays', () => {
       expect(replay.body).toEqual(first.body);
     });
   });
+
+  test('when a refused body names a field with a NUL in it and carries an Idempotency-Key, then the refusal is a problem, kept and replayed', async () => {
+    await withApp({}, async (url, db) => {
+      const token = await tokenFor(db, STAFF);
+      const options = { token, headers: { 'idempotency-key': randomUUID() }, body: '{"\\u0000":"x"}' };
+      const first = await send<any>(url, 'POST', '/v1/cases', options);
+      expect(first.status).toBe(400);
+      expect(first.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      const replay = await send<any>(url, 'POST', '/v1/cases', options);
+      expect(replay.headers.get('idempotent-replayed')).toBe('true');
+      expect(replay.status).toBe(400);
+    });
+  });
 });
 
 describe('activities: data PostgreSQL refuses fails at once, without quoting it', () => {
