@@ -1,4 +1,5 @@
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 
 export interface TemporalClientHandle {
   client: Client;
@@ -12,12 +13,13 @@ export interface TemporalClientHandle {
 /**
  * A lazy client: the API starts (and answers 503) even while Temporal is down. With `failFast` (the API's), a call
  * to an unreachable server gives up after a few quick retries (about a second) instead of the SDK's ten over
- * about twenty seconds, so a person waiting on a request hears "unavailable" at once.
+ * about twenty seconds, so a person waiting on a request hears "unavailable" at once. The data converter is not
+ * optional: every client of the service seals what it hands Temporal (codec/).
  */
 export function openTemporalClient(
   address: string,
   namespace: string,
-  options: { failFast?: boolean } = {},
+  options: { dataConverter: DataConverter; failFast?: boolean },
 ): TemporalClientHandle {
   const connection = Connection.lazy({
     address,
@@ -29,7 +31,7 @@ export function openTemporalClient(
         }
       : {}),
   });
-  const client = new Client({ connection, namespace });
+  const client = new Client({ connection, namespace, dataConverter: options.dataConverter });
   return {
     client,
     async ping() {

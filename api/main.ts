@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { type Config, auditAnchorFile, loadConfig, requireConnections } from '../config';
 import { openDatabase } from '../db/database';
+import { encryptingDataConverter, payloadKeyring } from '../codec';
 import { createLogger } from '../logger';
 import { openTemporalClient } from '../temporal';
 import { createApp } from './app';
@@ -17,11 +18,15 @@ export async function startApi(
   config: Config & { DATABASE_URL: string; TEMPORAL_ADDRESS: string },
   logger: Logger,
 ): Promise<RunningApi> {
+  const dataConverter = encryptingDataConverter(payloadKeyring(config));
   const database = openDatabase(config.DATABASE_URL, {
     poolSize: config.DATABASE_POOL_SIZE,
     onPoolError: (error) => logger.warn({ err: error.message }, 'postgres connection lost'),
   });
-  const temporal = openTemporalClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, { failFast: true });
+  const temporal = openTemporalClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, {
+    dataConverter,
+    failFast: true,
+  });
   const app = createApp({
     db: database.db,
     temporal: temporal.client,

@@ -10,6 +10,7 @@ import type { AuditEventRow } from '../db/schema';
 import { createToken, upsertUser } from '../db/users';
 import { freePort, startEmbeddedPostgres } from '../scripts/dev-services';
 import { openTemporalClient } from '../temporal';
+import { testDataConverter } from '../tests/support/payload-keys';
 
 /**
  * `npm run bench:audit [events]`: exports N audit events (default 1,000,000) through GET /v1/audit as NDJSON
@@ -24,7 +25,7 @@ async function main(): Promise<void> {
   mkdirSync(DIR, { recursive: true });
   const pg = await startEmbeddedPostgres({ dataDir: join(DIR, 'postgres'), port: await freePort(), database: 'bench' });
   const database = openDatabase(pg.url, { poolSize: 4 });
-  const temporal = openTemporalClient('127.0.0.1:1', 'default');
+  const temporal = openTemporalClient('127.0.0.1:1', 'default', { dataConverter: testDataConverter() });
   try {
     await migrateToLatest(database.db);
     const t0 = performance.now();

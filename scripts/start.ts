@@ -1,4 +1,5 @@
 import { join, resolve } from 'node:path';
+import { devKeyFile, payloadKeyring } from '../codec';
 import { loadConfig } from '../config';
 import { startApi } from '../api/main';
 import { openDatabase } from '../db/database';
@@ -98,6 +99,10 @@ async function main(): Promise<void> {
     say(`  API docs     ${api.url}/docs`);
     say(`  health       ${api.url}/health`);
     say(`  Temporal     ${temporalAddress}${temporalUi ? `  (web UI ${temporalUi})` : ''}`);
+    say(
+      `  payloads     sealed with key ${payloadKeyring(config).encryptWith}` +
+        (config.PAYLOAD_KEYS ? ' (PAYLOAD_KEYS)' : `, made for this machine and kept in ${devKeyFile(config)}`),
+    );
     say(`  mail         ${config.SMTP_URL ? 'to SMTP_URL' : `caught on ${smtpUrl}, kept in ${mailDir}`}`);
     say(
       `  PostgreSQL   ${config.DATABASE_URL ? 'from DATABASE_URL' : `embedded, port ${config.EMBEDDED_POSTGRES_PORT}`}`,

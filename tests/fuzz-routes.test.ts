@@ -12,6 +12,7 @@ import type { Role } from '../domain/case';
 import { createDatabase, dropDatabase } from '../scripts/dev-services';
 import { openTemporalClient } from '../temporal';
 import { TEST_DIR, testContext } from './support/context';
+import { testDataConverter } from './support/payload-keys';
 import { type TestActor, listen, tokenFor } from './support/stack';
 
 /*
@@ -72,7 +73,7 @@ beforeAll(async () => {
   databaseName = `handoff_fuzz_${process.pid}`;
   database = openDatabase(await createDatabase(serverUrl, databaseName));
   await migrateToLatest(database.db);
-  temporal = openTemporalClient(context.temporalAddress, 'default');
+  temporal = openTemporalClient(context.temporalAddress, 'default', { dataConverter: testDataConverter() });
   // No worker polls this queue: a case or transfer that started would stay visible on it.
   taskQueue = `fuzz-${randomUUID()}`;
   const deps: AppDeps = {

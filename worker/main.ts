@@ -12,6 +12,7 @@ import { WorkflowIdConflictPolicy } from '@temporalio/common';
 import { createTransport } from 'nodemailer';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
+import { encryptingDataConverter, payloadKeyring } from '../codec';
 import { type Config, auditAnchorFile, loadConfig, publicUrl, requireConnections } from '../config';
 import { writeAnchor } from '../db/anchors';
 import { openDatabase } from '../db/database';
@@ -104,6 +105,8 @@ export async function startWorker(
   config: Config & { DATABASE_URL: string; TEMPORAL_ADDRESS: string },
   logger: Logger,
 ): Promise<RunningWorker> {
+  // First: without its keys in production the worker refuses to start, before it connects to anything.
+  const dataConverter = encryptingDataConverter(payloadKeyring(config));
   if (!runtimeInstalled) {
     Runtime.install({
       logger: new DefaultLogger('WARN'),
@@ -118,7 +121,7 @@ export async function startWorker(
   const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, logger);
   await ensureSearchAttributes(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, logger);
   // The transfer activities start and cancel case workflows through this client.
-  const temporal = openTemporalClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+  const temporal = openTemporalClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, { dataConverter });
   // Short socket timeouts: a hung server fails an attempt (and backs off) well inside the activity's timeout.
   const mailer = config.SMTP_URL
     ? createTransport({
@@ -134,6 +137,8 @@ export async function startWorker(
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
+    dataConverter,
+    // A bundle made ahead of time must have been made with the same failure converter (FAILURE_CONVERTER_PATH).
     ...(config.WORKFLOW_BUNDLE
       ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE } }
       : { workflowsPath: require.resolve('../workflows') }),

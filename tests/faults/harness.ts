@@ -10,6 +10,7 @@ import { migrateToLatest } from '../../db/migrate';
 import { createToken, upsertUser } from '../../db/users';
 import { type RunningTemporal, findTemporalTool, freePort, startTemporalDevServer } from '../../scripts/dev-services';
 import { TEST_DIR, testContext } from '../support/context';
+import { TEST_PAYLOAD_KEYS } from '../support/payload-keys';
 import { type ApiResponse, send } from '../support/stack';
 
 /**
@@ -163,6 +164,7 @@ export async function startFaultStack(name: string): Promise<FaultStack> {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     NODE_ENV: 'test',
+    PAYLOAD_KEYS: TEST_PAYLOAD_KEYS,
     LOG_LEVEL: 'warn',
     DATABASE_URL: pgUrl,
     TEMPORAL_ADDRESS: temporal.address,

@@ -1,6 +1,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { FAILURE_CONVERTER_PATH } from '../../codec';
 import { loadConfig } from '../../config';
 import { openDatabase } from '../../db/database';
 import { migrateToLatest } from '../../db/migrate';
@@ -72,6 +73,8 @@ export default async function globalSetup(): Promise<void> {
 
   const bundle = await bundleWorkflowCode({
     workflowsPath: require.resolve('../../workflows'),
+    // As the worker bundles at start: failure messages inside workflows go into payloads the codec seals.
+    failureConverterPath: FAILURE_CONVERTER_PATH,
     logger: { trace() {}, debug() {}, info() {}, warn() {}, error: (m) => process.stderr.write(`${m}\n`), log() {} },
   });
   const workflowBundlePath = join(TEST_DIR, 'workflow-bundle.js');

@@ -5,12 +5,14 @@ import type { Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import pino from 'pino';
 import { createActivities } from '../../activities';
+import type { EncryptingDataConverter } from '../../codec';
 import { type AppDeps, createApp } from '../../api/app';
 import { type Db, openDatabase } from '../../db/database';
 import { createToken, upsertUser } from '../../db/users';
 import type { Actor } from '../../domain/case';
 import { openTemporalClient } from '../../temporal';
 import { testContext } from './context';
+import { testDataConverter } from './payload-keys';
 
 /** The token the test stack's /metrics is scraped with. */
 export const METRICS_TOKEN = 'test-metrics-token-0123456789';
@@ -120,6 +122,7 @@ export async function withApp(
   const context = testContext();
   const database = openDatabase(options.databaseUrl ?? context.databaseUrl);
   const temporal = openTemporalClient(options.temporalAddress ?? context.temporalAddress, 'default', {
+    dataConverter: testDataConverter(),
     failFast: true,
   });
   const api = await listen({
@@ -146,23 +149,37 @@ export async function withApp(
 /**
  * A real stack for one test file: the suite's PostgreSQL and Temporal, a worker on its own
  * task queue running the bundled workflows with real activities, and the API listening on a free port.
- * With a database and namespace of its own (`isolatedServices`), what it does is all a reconcile sees.
+ * With a database and namespace of its own (`isolatedServices`), what it does is all a reconcile sees; with a
+ * Temporal server of its own (`temporalAddress`), all that server holds.
  */
 export async function startStack(
-  options: { databaseUrl?: string; namespace?: string; auditAnchorFile?: string; rateLimitPerMinute?: number } = {},
+  options: {
+    databaseUrl?: string;
+    namespace?: string;
+    temporalAddress?: string;
+    /** Another stack's queue: this one takes over its cases (as a deploy does). */
+    taskQueue?: string;
+    /** The suite's key unless given (a key rotation). */
+    dataConverter?: EncryptingDataConverter;
+    auditAnchorFile?: string;
+    rateLimitPerMinute?: number;
+  } = {},
 ): Promise<TestStack> {
   quietRuntime();
   const context = testContext();
-  const taskQueue = `test-${randomUUID()}`;
+  const taskQueue = options.taskQueue ?? `test-${randomUUID()}`;
   const namespace = options.namespace ?? 'default';
   const database = openDatabase(options.databaseUrl ?? context.databaseUrl);
-  const temporal = openTemporalClient(context.temporalAddress, namespace);
-  const nativeConnection = await NativeConnection.connect({ address: context.temporalAddress });
+  const dataConverter = options.dataConverter ?? testDataConverter();
+  const temporalAddress = options.temporalAddress ?? context.temporalAddress;
+  const temporal = openTemporalClient(temporalAddress, namespace, { dataConverter });
+  const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
   const createWorker = () =>
     Worker.create({
       connection: nativeConnection,
       namespace,
       taskQueue,
+      dataConverter,
       workflowBundle: { codePath: context.workflowBundlePath },
       activities: createActivities({
         db: database.db,
