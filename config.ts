@@ -85,6 +85,13 @@ const schema = z
     PAYLOAD_KEYS: payloadKeys,
     /** Which of PAYLOAD_KEYS seals new payloads; unset: the first. The others still open what they sealed. */
     PAYLOAD_KEY_ID: optionalString,
+    /** Origins whose pages (the Temporal UI's) may call the codec endpoint, comma-separated; unset: none. */
+    CODEC_CORS_ORIGINS: optionalString.transform((value) =>
+      (value ?? '')
+        .split(',')
+        .map((origin) => origin.trim())
+        .filter(Boolean),
+    ),
   })
   .superRefine((config, ctx) => {
     if (config.PAYLOAD_KEY_ID === undefined) return;

@@ -40,6 +40,8 @@ export async function startApi(
     rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
     ...(config.METRICS_TOKEN ? { metricsToken: config.METRICS_TOKEN } : {}),
     anchorFile: auditAnchorFile(config),
+    payloadCodec: dataConverter.payloadCodecs[0],
+    codecCorsOrigins: config.CODEC_CORS_ORIGINS,
   });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, (error?: Error) => (error ? reject(error) : resolve(s)));

@@ -25,7 +25,8 @@ async function main(): Promise<void> {
   mkdirSync(DIR, { recursive: true });
   const pg = await startEmbeddedPostgres({ dataDir: join(DIR, 'postgres'), port: await freePort(), database: 'bench' });
   const database = openDatabase(pg.url, { poolSize: 4 });
-  const temporal = openTemporalClient('127.0.0.1:1', 'default', { dataConverter: testDataConverter() });
+  const dataConverter = testDataConverter();
+  const temporal = openTemporalClient('127.0.0.1:1', 'default', { dataConverter });
   try {
     await migrateToLatest(database.db);
     const t0 = performance.now();
@@ -76,6 +77,7 @@ async function main(): Promise<void> {
       logger: pino({ level: 'silent' }),
       health: { postgres: database.ping, temporal: temporal.ping },
       rateLimitPerMinute: 1000,
+      payloadCodec: dataConverter.payloadCodecs[0],
     });
     const server = app.listen(0);
     const port = (server.address() as { port: number }).port;

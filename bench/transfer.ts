@@ -100,6 +100,7 @@ async function main(): Promise<void> {
       taskQueue,
       logger: pino({ level: 'silent' }),
       health: { postgres: database.ping, temporal: temporal.ping },
+      payloadCodec: dataConverter.payloadCodecs[0],
     }).listen(0);
     const port = (server.address() as { port: number }).port;
     const t1 = performance.now();

@@ -73,7 +73,8 @@ beforeAll(async () => {
   databaseName = `handoff_fuzz_${process.pid}`;
   database = openDatabase(await createDatabase(serverUrl, databaseName));
   await migrateToLatest(database.db);
-  temporal = openTemporalClient(context.temporalAddress, 'default', { dataConverter: testDataConverter() });
+  const dataConverter = testDataConverter();
+  temporal = openTemporalClient(context.temporalAddress, 'default', { dataConverter });
   // No worker polls this queue: a case or transfer that started would stay visible on it.
   taskQueue = `fuzz-${randomUUID()}`;
   const deps: AppDeps = {
@@ -84,6 +85,7 @@ beforeAll(async () => {
     health: { postgres: database.ping, temporal: temporal.ping },
     rateLimitPerMinute: 1_000_000,
     anchorFile: join(TEST_DIR, `fuzz-anchors-${process.pid}.ndjson`),
+    payloadCodec: dataConverter.payloadCodecs[0],
   };
   api = await listen(deps);
   routes = routesOf(createApp(deps));
@@ -196,13 +198,14 @@ function replaced(value: Json, place: (string | number)[], by: Json): Json {
   return copy;
 }
 
+const TOO_LONG = 'x'.repeat(5_000);
 // Values no field of any body may take: what PostgreSQL cannot store, too long, or of no field's type.
 const NO_FIELD_TAKES: Json[] = [
   'abc\ud800',
   '\udc00 Sam',
   'Sam\u0000Rivera',
   'bell\u0007',
-  'x'.repeat(5_000),
+  TOO_LONG,
   -1.5,
   ['\ud800'],
   JSON.parse('{"__proto__":{"role":"admin"},"constructor":{"prototype":{"admin":true}}}') as Json,
@@ -504,8 +507,10 @@ test('when every field of every body holds a value no field may take, as every r
     .filter((route) => route.body)
     .flatMap((route) => {
       const valid = example(route.body!);
+      // But one: a Temporal payload's bytes (the codec's body) are as long as the payload, and 5,000 x is base64.
+      const takes = route.path.startsWith('/v1/codec/') ? NO_FIELD_TAKES.filter((v) => v !== TOO_LONG) : NO_FIELD_TAKES;
       return placesIn(valid).flatMap((place) =>
-        NO_FIELD_TAKES.flatMap((value) => {
+        takes.flatMap((value) => {
           const text = JSON.stringify(replaced(valid, place, value));
           return ACTORS.map((_actor, auth): HostileRequest => ({
             method: route.method,

@@ -14,6 +14,9 @@ import { openTemporalClient } from '../../temporal';
 import { testContext } from './context';
 import { testDataConverter } from './payload-keys';
 
+/** The Temporal UI's origin, as the test stack's codec endpoint lets it call (CODEC_CORS_ORIGINS). */
+export const TEMPORAL_UI_ORIGIN = 'http://127.0.0.1:8233';
+
 /** The token the test stack's /metrics is scraped with. */
 export const METRICS_TOKEN = 'test-metrics-token-0123456789';
 
@@ -121,8 +124,9 @@ export async function withApp(
 ): Promise<void> {
   const context = testContext();
   const database = openDatabase(options.databaseUrl ?? context.databaseUrl);
+  const dataConverter = testDataConverter();
   const temporal = openTemporalClient(options.temporalAddress ?? context.temporalAddress, 'default', {
-    dataConverter: testDataConverter(),
+    dataConverter,
     failFast: true,
   });
   const api = await listen({
@@ -136,6 +140,7 @@ export async function withApp(
       ...(options.workerTaskQueue ? { worker: () => temporal.workerPolling(options.workerTaskQueue!) } : {}),
     },
     rateLimitPerMinute: options.rateLimitPerMinute,
+    payloadCodec: dataConverter.payloadCodecs[0],
   });
   try {
     await run(api.url, database.db);
@@ -198,6 +203,8 @@ export async function startStack(
     health: { postgres: database.ping, temporal: temporal.ping, worker: () => temporal.workerPolling(taskQueue) },
     metricsToken: METRICS_TOKEN,
     rateLimitPerMinute: options.rateLimitPerMinute,
+    payloadCodec: dataConverter.payloadCodecs[0],
+    codecCorsOrigins: [TEMPORAL_UI_ORIGIN],
   });
   return {
     db: database.db,
