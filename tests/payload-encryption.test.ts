@@ -263,7 +263,7 @@ describe('Temporal’s own store', () => {
     await temporalServer?.stop();
   });
 
-  test('when a full case has run, then Temporal’s database holds no client name, flag or contact, and the history opened with the key holds the case', async () => {
+  test('when a full case has run, then Temporal’s database holds no client name, flag or contact, and the history opened with the key holds the case but not its name or addresses', async () => {
     stack = await startStack({ temporalAddress: temporalServer.address });
     const c = await fullCase(stack);
     const workflowId = `case-${c.caseId}`;
@@ -281,6 +281,9 @@ describe('Temporal’s own store', () => {
     expect(opened).toContain(c.caseId);
     expect(opened).toContain('domestic_violence');
     expect(opened).toContain('"hasSubstanceUseRecords":true');
+    // What the workflow never reads it is not handed: the client's name and addresses stay in PostgreSQL.
+    expect(opened).toContain('"hasEmail":true');
+    expect(opened).not.toMatch(/Marisol|Quintero|marisol\.qv|Larkspur/);
 
     await stack.close();
     stack = undefined;
