@@ -14,6 +14,43 @@ const isHttpUrl = (value: string) => URL.canParse(value) && /^https?:$/.test(new
 
 const isHostPort = (value: string) => /^(\[[0-9a-fA-F:.]+\]|[\w.-]+):\d{1,5}$/.test(value);
 
+/** An id a key goes by in the payloads it seals: letters, digits, `.`, `_` and `-`. */
+const KEY_ID = /^[A-Za-z0-9._-]{1,64}$/;
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+
+export interface PayloadKey {
+  id: string;
+  /** 32 bytes (AES-256), base64. */
+  key: string;
+}
+
+/** `id:base64key,id:base64key`: every key a Temporal payload may be sealed with. Never echoes a key in an error. */
+const payloadKeys = optionalString.transform((value, ctx): PayloadKey[] | undefined => {
+  if (value === undefined) return undefined;
+  const keys: PayloadKey[] = [];
+  for (const [n, entry] of value.split(',').entries()) {
+    const colon = entry.indexOf(':');
+    const id = entry.slice(0, colon).trim();
+    const key = entry.slice(colon + 1).trim();
+    const problem =
+      colon < 0 || !KEY_ID.test(id)
+        ? `entry ${n + 1} is not <id>:<base64 key> with an id of letters, digits, ".", "_" or "-"`
+        : !BASE64.test(key) || Buffer.from(key, 'base64').toString('base64') !== key
+          ? `the key of "${id}" is not base64`
+          : Buffer.from(key, 'base64').length !== 32
+            ? `the key of "${id}" is ${Buffer.from(key, 'base64').length} bytes; AES-256 takes 32 (openssl rand -base64 32)`
+            : keys.some((k) => k.id === id)
+              ? `"${id}" is listed twice`
+              : undefined;
+    if (problem) {
+      ctx.addIssue({ code: 'custom', message: problem });
+      return z.NEVER;
+    }
+    keys.push({ id, key });
+  }
+  return keys;
+});
+
 const schema = z
   .object({
     NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
@@ -104,6 +141,20 @@ const schema = z
       (value) => value === undefined || isHostPort(value),
       'must be host:port',
     ),
+    /**
+     * The keys that encrypt what the service hands Temporal (`id:base64key,…`, 32 bytes each). Unset: refused in
+     * production; elsewhere a key made once under DATA_DIR (codec/index.ts).
+     */
+    PAYLOAD_KEYS: payloadKeys,
+    /** Which of PAYLOAD_KEYS seals new payloads; unset: the first. The others still open what they sealed. */
+    PAYLOAD_KEY_ID: optionalString,
+    /** Origins whose pages (the Temporal UI's) may call the codec endpoint, comma-separated; unset: none. */
+    CODEC_CORS_ORIGINS: optionalString.transform((value) =>
+      (value ?? '')
+        .split(',')
+        .map((origin) => origin.trim())
+        .filter(Boolean),
+    ),
   })
   .superRefine((env, ctx) => {
     if (!env.OIDC_ISSUER) return;
@@ -167,6 +218,16 @@ const schema = z
         message:
           `would be reached without TLS in production: set ${TLS_FILES.join(', ')} (scripts/make-temporal-certs.sh ` +
           'makes them), or TEMPORAL_TLS_DISABLED=true to mean it',
+      });
+    }
+  })
+  .superRefine((config, ctx) => {
+    if (config.PAYLOAD_KEY_ID === undefined) return;
+    if (!config.PAYLOAD_KEYS?.some((k) => k.id === config.PAYLOAD_KEY_ID)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['PAYLOAD_KEY_ID'],
+        message: `"${config.PAYLOAD_KEY_ID}" is not one of the ids in PAYLOAD_KEYS`,
       });
     }
   });

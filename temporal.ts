@@ -8,6 +8,7 @@ import {
   defaultGrpcRetryOptions,
   makeGrpcRetryInterceptor,
 } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import type { Config } from './config';
 
 /**
@@ -84,12 +85,13 @@ export interface TemporalClientHandle {
 /**
  * A lazy client: the API starts (and answers 503) even while Temporal is down. With `failFast` (the API's), a call
  * to an unreachable server gives up after a few quick retries (about a second) instead of the SDK's ten over
- * about twenty seconds, so a person waiting on a request hears "unavailable" at once.
+ * about twenty seconds, so a person waiting on a request hears "unavailable" at once. The data converter is not
+ * optional: every client of the service seals what it hands Temporal (codec/).
  */
 export function openTemporalClient(
   target: TemporalTarget,
   namespace: string,
-  options: { failFast?: boolean; interceptors?: WorkflowClientInterceptor[] } = {},
+  options: { dataConverter: DataConverter; failFast?: boolean; interceptors?: WorkflowClientInterceptor[] },
 ): TemporalClientHandle {
   const connection = Connection.lazy({
     ...target,
@@ -101,7 +103,12 @@ export function openTemporalClient(
         }
       : {}),
   });
-  const client = new Client({ connection, namespace, interceptors: { workflow: options.interceptors ?? [] } });
+  const client = new Client({
+    connection,
+    namespace,
+    dataConverter: options.dataConverter,
+    interceptors: { workflow: options.interceptors ?? [] },
+  });
   return {
     client,
     async ping() {

@@ -11,14 +11,15 @@ import { agencyPolicy, findAgencyPolicy, withDefaults } from '../db/policies';
 import type { AuditOutcome, ConsentsTable, Database } from '../db/schema';
 import type { Actor, CaseKind, CaseReason, Role } from '../domain/case';
 import {
+  type CaseClientFacts,
   type CaseProcessState,
-  type ClientFacts,
   type Consent,
   type ContactChannel,
   type ContactPreferences,
   type Policy,
   type Referral,
   type RiskFlag,
+  caseClientFacts,
   openedState,
 } from '../domain/process';
 import { REDISCLOSURE_NOTICE, isBlocker, releaseFor } from '../domain/rules/consent-before-disclosure';
@@ -100,7 +101,8 @@ export interface OpenCaseFromRecordInput {
 
 export interface OpenedCase {
   policy: Policy;
-  facts: ClientFacts;
+  /** What the case needs of the record: no name, no address (the activities that write to the client read those). */
+  facts: CaseClientFacts;
   /** The agency's date the case opened. */
   openedOn: string;
 }
@@ -150,15 +152,6 @@ function origin(): { workflowId: string | null; activityId: string } {
 
 function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-function pickFacts(facts: ClientFacts): ClientFacts {
-  return {
-    counselorId: facts.counselorId,
-    riskFlags: facts.riskFlags,
-    contact: facts.contact,
-    hasSubstanceUseRecords: facts.hasSubstanceUseRecords,
-  };
 }
 
 /** The read model's list columns (domain/case-list.ts). */
@@ -230,7 +223,7 @@ export function createActivities({
       return db.transaction().execute(async (trx) => {
         const client = await clientFacts(trx, input.agencyId, input.clientId);
         if (!client) refusal('NotFound', `agency ${input.agencyId} has no client ${input.clientId}`);
-        const { name, ...facts } = client;
+        const facts = caseClientFacts(client);
         const existing = await trx
           .selectFrom('cases')
           .select(['status', 'state', 'created_at'])
@@ -239,7 +232,7 @@ export function createActivities({
         if (existing && existing.status !== 'opening' && existing.state) {
           // A retry after the case was written: answer what was written then.
           const written = existing.state;
-          return { policy: written.policy, facts: pickFacts(written.facts), openedOn: written.openedOn ?? '' };
+          return { policy: written.policy, facts: caseClientFacts(written.facts), openedOn: written.openedOn ?? '' };
         }
         const now = Date.now();
         const openedOn = localDate(now, policy.timeZone ?? DEFAULT_TIME_ZONE);
@@ -249,7 +242,7 @@ export function createActivities({
           case_id: input.caseId,
           agency_id: input.agencyId,
           client_id: input.clientId,
-          client_name: name,
+          client_name: client.name,
           counselor_id: facts.counselorId,
           kind: input.kind,
           reason: input.reason,
@@ -299,11 +292,11 @@ export function createActivities({
       });
     },
 
-    /** The client's facts as the agency's record holds them now. */
-    async readCaseFacts({ agencyId, clientId }: { agencyId: string; clientId: string }): Promise<ClientFacts> {
+    /** The client's facts as the agency's record holds them now, as a case holds them (no name, no address). */
+    async readCaseFacts({ agencyId, clientId }: { agencyId: string; clientId: string }): Promise<CaseClientFacts> {
       const client = await clientFacts(db, agencyId, clientId);
       if (!client) refusal('NotFound', `agency ${agencyId} has no client ${clientId}`);
-      return pickFacts(client);
+      return caseClientFacts(client);
     },
 
     /**

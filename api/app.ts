@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Tracer } from '@opentelemetry/api';
 import type { Client } from '@temporalio/client';
+import type { PayloadCodec } from '@temporalio/common';
 import express, { type RequestHandler } from 'express';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
@@ -9,6 +10,7 @@ import type { Database } from '../db/schema';
 import { agencyRoutes } from './agencies';
 import { auditRoutes } from './audit';
 import { addressKey, authenticate, rateLimit } from './auth';
+import { codecBodyParser, codecCors, codecRoutes } from './codec';
 import { idempotent } from './idempotency';
 import { type Metrics, createMetrics, metricsRoute } from './metrics';
 import { caseRoutes } from './cases';
@@ -61,6 +63,10 @@ export interface AppDeps {
   devTokens?: boolean;
   /** A span per request (OTEL_EXPORTER_OTLP_ENDPOINT set); absent: no tracing. */
   tracer?: Tracer;
+  /** The codec the service's Temporal clients seal payloads with, served at /v1/codec for the Temporal UI and CLI. */
+  payloadCodec: PayloadCodec;
+  /** Origins (the Temporal UI's) whose pages may call /v1/codec. */
+  codecCorsOrigins?: readonly string[];
 }
 
 const requestId: RequestHandler = (req, res, next) => {
@@ -94,6 +100,7 @@ export function createApp(deps: AppDeps): express.Express {
     });
     next();
   });
+  app.use('/v1/codec', codecCors(deps.codecCorsOrigins ?? []));
   app.use(methodNotAllowed(app));
   // Every body the API reads is JSON: another one is refused, not ignored as if none had come.
   app.use((req, _res, next) => {
@@ -104,6 +111,7 @@ export function createApp(deps: AppDeps): express.Express {
     }
     next();
   });
+  app.use('/v1/codec', codecBodyParser);
   app.use(express.json({ limit: '64kb' }));
 
   /**
@@ -176,6 +184,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(referenceRoutes({ db, temporal }));
   app.use(transferRoutes({ db, temporal, taskQueue }));
   app.use(taskRoutes({ db }));
+  app.use(codecRoutes({ db, codec: deps.payloadCodec }));
 
   app.use((req, _res, next) => next(problem(404, `no route ${req.method} ${req.path}`)));
   // A refused access is an event too: who tried what, and was told no.

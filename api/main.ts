@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { type Config, auditAnchorFile, loadConfig, oidcSettings, requireConnections } from '../config';
+import { encryptingDataConverter, payloadKeyring } from '../codec';
 import type { Db } from '../db/database';
 import { purgeExpiredIdempotencyKeys } from '../db/idempotency-keys';
 import { purgeRateLimitWindows } from '../db/rate-limits';
@@ -33,6 +34,8 @@ export async function startApi(
   logger: Logger,
   tracing?: Tracing,
 ): Promise<RunningApi> {
+  // First: without its keys in production the API refuses to start, before it connects to anything.
+  const dataConverter = encryptingDataConverter(payloadKeyring(config));
   const target = temporalTarget(config);
   const database = await openServiceDatabase(config.DATABASE_URL, {
     poolSize: config.DATABASE_POOL_SIZE,
@@ -41,6 +44,7 @@ export async function startApi(
     warn: (message) => logger.warn(message),
   });
   const temporal = openTemporalClient(target, config.TEMPORAL_NAMESPACE, {
+    dataConverter,
     failFast: true,
     ...(tracing ? { interceptors: tracing.clientInterceptors } : {}),
   });
@@ -63,6 +67,8 @@ export async function startApi(
     ...(oidc ? { oidc } : {}),
     devTokens: config.NODE_ENV !== 'production',
     ...(tracing ? { tracer: tracing.tracer } : {}),
+    payloadCodec: dataConverter.payloadCodecs[0],
+    codecCorsOrigins: config.CODEC_CORS_ORIGINS,
   });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, (error?: Error) => (error ? reject(error) : resolve(s)));

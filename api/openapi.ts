@@ -3,6 +3,7 @@ import { ROLES, type Role } from '../domain/case';
 import { PERMISSIONS } from '../domain/roles';
 import { auditQuery, clientParams, disclosuresQuery } from './audit';
 import { ACTION_ROUTES } from './cases';
+import { codecPayloads, namespaceHeader } from './codec';
 import { IDEMPOTENCY_KEY_PATTERN } from './idempotency';
 import { caseListQuery, casePage, transferListQuery, transferPage } from './lists';
 import { mailBatchParams } from './mail';
@@ -71,6 +72,8 @@ interface Operation {
   access: readonly Role[] | 'signed-in' | 'public' | 'metrics';
   params?: z.ZodObject;
   query?: z.ZodObject;
+  /** Optional request headers it reads. */
+  headers?: z.ZodObject;
   body?: z.ZodType;
   /** Honours Idempotency-Key: 'start' replays the first answer (409 while in progress, 422 for another body). */
   idempotency?: 'start' | 'update';
@@ -436,6 +439,19 @@ const operations: Operation[] = [
     responses: [json(200, mailBatchMailed)],
     problems: [],
   },
+  ...(['decode', 'encode'] as const).map((direction): Operation => ({
+    method: 'post',
+    path: `/v1/codec/${direction}`,
+    summary:
+      direction === 'decode'
+        ? 'Temporal codec server: open sealed payloads for the Temporal UI or CLI (audited: counts and key ids, never contents); 422 names a key this service does not hold'
+        : 'Temporal codec server: seal payloads as the service does, for input given in the Temporal UI or CLI (audited)',
+    access: PERMISSIONS.decodePayloads,
+    headers: z.object({ 'X-Namespace': namespaceHeader.describe('The namespace the payloads are from') }),
+    body: codecPayloads,
+    responses: [json(200, codecPayloads, direction === 'decode' ? 'The payloads, opened' : 'The payloads, sealed')],
+    problems: direction === 'decode' ? [422] : [],
+  })),
 ];
 
 /**
@@ -450,7 +466,7 @@ function problemStatuses(op: Operation): number[] {
   const signedIn = op.access !== 'public' && op.access !== 'metrics';
   if (signedIn) [401, 429, 503].forEach((s) => statuses.add(s));
   if (Array.isArray(op.access) && op.access.length < ROLES.length) statuses.add(403);
-  if (op.params || op.query || op.body || op.idempotency) statuses.add(400);
+  if (op.params || op.query || op.headers || op.body || op.idempotency) statuses.add(400);
   if (op.body) [413, 415].forEach((s) => statuses.add(s));
   if (op.idempotency === 'start') [409, 422].forEach((s) => statuses.add(s));
   return [...statuses].sort();
@@ -534,7 +550,7 @@ function namedSchemas(): Record<string, unknown> {
 }
 
 function parametersOf(op: Operation): unknown[] {
-  const fields = (schema: z.ZodObject | undefined, where: 'path' | 'query') =>
+  const fields = (schema: z.ZodObject | undefined, where: 'path' | 'query' | 'header') =>
     Object.entries(schema?.shape ?? {}).map(([name, field]) => ({
       name,
       in: where,
@@ -544,6 +560,7 @@ function parametersOf(op: Operation): unknown[] {
   return [
     ...fields(op.params, 'path'),
     ...fields(op.query, 'query'),
+    ...fields(op.headers, 'header'),
     ...(op.idempotency ? [{ ...IDEMPOTENCY_KEY, description: IDEMPOTENCY_DESCRIPTION[op.idempotency] }] : []),
   ];
 }

@@ -10,6 +10,7 @@ import type { AuditEventRow } from '../db/schema';
 import { createToken, upsertUser } from '../db/users';
 import { freePort, startEmbeddedPostgres } from '../scripts/dev-services';
 import { openTemporalClient } from '../temporal';
+import { testDataConverter } from '../tests/support/payload-keys';
 
 /**
  * `npm run bench:audit [events]`: exports N audit events (default 1,000,000) through GET /v1/audit as NDJSON
@@ -24,7 +25,8 @@ async function main(): Promise<void> {
   mkdirSync(DIR, { recursive: true });
   const pg = await startEmbeddedPostgres({ dataDir: join(DIR, 'postgres'), port: await freePort(), database: 'bench' });
   const database = openDatabase(pg.url, { poolSize: 4 });
-  const temporal = openTemporalClient({ address: '127.0.0.1:1' }, 'default');
+  const dataConverter = testDataConverter();
+  const temporal = openTemporalClient({ address: '127.0.0.1:1' }, 'default', { dataConverter });
   try {
     await migrateToLatest(database.db);
     const t0 = performance.now();
@@ -75,6 +77,7 @@ async function main(): Promise<void> {
       logger: pino({ level: 'silent' }),
       health: { postgres: database.ping, temporal: temporal.ping },
       rateLimitPerMinute: 1000,
+      payloadCodec: dataConverter.payloadCodecs[0],
     });
     const server = app.listen(0);
     const port = (server.address() as { port: number }).port;

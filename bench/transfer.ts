@@ -10,6 +10,7 @@ import { openDatabase } from '../db/database';
 import { migrateToLatest } from '../db/migrate';
 import { findTemporalTool, freePort, startEmbeddedPostgres, startTemporalDevServer } from '../scripts/dev-services';
 import { seedCaseload } from '../tests/support/caseload';
+import { testDataConverter } from '../tests/support/payload-keys';
 import { createToken, upsertUser } from '../db/users';
 import { openTemporalClient } from '../temporal';
 
@@ -39,12 +40,15 @@ async function main(): Promise<void> {
   });
   const database = openDatabase(pg.url, { poolSize: 20 });
   await migrateToLatest(database.db);
-  const temporal = openTemporalClient({ address: temporalServer.address }, 'default');
+  // The service's stack seals its payloads as production does; the bare baseline below does not.
+  const dataConverter = testDataConverter();
+  const temporal = openTemporalClient({ address: temporalServer.address }, 'default', { dataConverter });
   const native = await NativeConnection.connect({ address: temporalServer.address });
   const taskQueue = `bench-${randomUUID()}`;
   const worker = await Worker.create({
     connection: native,
     taskQueue,
+    dataConverter,
     workflowsPath: require.resolve('../workflows'),
     activities: createActivities({ db: database.db, temporal: temporal.client, taskQueue }),
     maxCachedWorkflows: 2000,
@@ -96,6 +100,7 @@ async function main(): Promise<void> {
       taskQueue,
       logger: pino({ level: 'silent' }),
       health: { postgres: database.ping, temporal: temporal.ping },
+      payloadCodec: dataConverter.payloadCodecs[0],
     }).listen(0);
     const port = (server.address() as { port: number }).port;
     const t1 = performance.now();

@@ -2,6 +2,7 @@ import type { ColumnType, Generated, Insertable, Selectable, Updateable } from '
 import type { CaseKind, CaseReason, CaseStatus, Role } from '../domain/case';
 import type {
   CaseProcessState,
+  CaseContact,
   ContactChannel,
   ContactPreferences,
   Policy,
@@ -30,7 +31,8 @@ export interface CasesTable {
   last_day: ColumnType<string | null, string | null | undefined, string | null>;
   notice_due: ColumnType<string | null, string | null | undefined, string | null>;
   risk_flags: ColumnType<RiskFlag[], string | undefined, string>;
-  contact: ColumnType<ContactPreferences, string | undefined, string>;
+  /** As the case holds it (`caseContact`): channels, and whether an address is on record (the client's row has it). */
+  contact: ColumnType<CaseContact, string | undefined, string>;
   has_sud_records: ColumnType<boolean, boolean | undefined, boolean>;
   state: ColumnType<CaseProcessState | null, string | null | undefined, string | null>;
   /** The workflow's event number of the snapshot in `state`; an older snapshot never overwrites a newer one. */

@@ -23,6 +23,30 @@ export interface ContactPreferences {
   postalAddress?: string | null;
 }
 
+/**
+ * What a case holds of a client's contact: the channels, which are safe, and whether an address is on record for
+ * each that needs one; never the address. The letter's activity and the sender read it from the record.
+ */
+export interface CaseContact {
+  channels: ContactPreferences['channels'];
+  noContactAtHome: boolean;
+  hasEmail?: boolean;
+  hasPostalAddress?: boolean;
+  /** Only in cases that read their facts before (dropped at their next re-read); never written now. */
+  email?: string | null;
+  postalAddress?: string | null;
+}
+
+/** The record's contact preferences (or an older case's) as a case holds them now: the addresses left behind. */
+export function caseContact(contact: CaseContact): CaseContact {
+  return {
+    channels: contact.channels.map((c) => ({ channel: c.channel, safe: c.safe })),
+    noContactAtHome: contact.noContactAtHome,
+    hasEmail: contact.hasEmail ?? Boolean(contact.email),
+    hasPostalAddress: contact.hasPostalAddress ?? Boolean(contact.postalAddress),
+  };
+}
+
 export const CLIENT_CHOICES = ['accept_proposed', 'choose_own', 'decline_services'] as const;
 export type ClientChoice = (typeof CLIENT_CHOICES)[number];
 
@@ -168,6 +192,19 @@ export interface ClientFacts {
   hasSubstanceUseRecords: boolean;
 }
 
+/** A client's facts as a case holds them: the record's, the contact without its addresses (`caseContact`). */
+export type CaseClientFacts = Omit<ClientFacts, 'contact'> & { contact: CaseContact };
+
+/** The case's view of a record's facts (or of an older case's). */
+export function caseClientFacts(facts: CaseClientFacts): CaseClientFacts {
+  return {
+    counselorId: facts.counselorId,
+    riskFlags: facts.riskFlags,
+    contact: caseContact(facts.contact),
+    hasSubstanceUseRecords: facts.hasSubstanceUseRecords,
+  };
+}
+
 export interface CaseFacts {
   caseId: string;
   agencyId: string;
@@ -178,7 +215,7 @@ export interface CaseFacts {
   /** The counselor's last day, for a relocation or departure (ISO date). */
   lastDay: string | null;
   riskFlags: RiskFlag[];
-  contact: ContactPreferences;
+  contact: CaseContact;
   /** Whether the client's record holds substance-use-disorder (42 CFR Part 2) records. */
   hasSubstanceUseRecords: boolean;
 }
@@ -243,7 +280,7 @@ export interface CaseProcessState {
 /** The state of a case once opened: its facts from the client record, the agency's policy, the day it opened. */
 export function openedState(
   state: CaseProcessState,
-  opened: { policy: Policy; facts: ClientFacts; openedOn: string },
+  opened: { policy: Policy; facts: CaseClientFacts; openedOn: string },
 ): CaseProcessState {
   return {
     ...state,

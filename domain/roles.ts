@@ -51,6 +51,8 @@ export const PERMISSIONS = {
   setPolicy: ['admin'],
   manageUsers: ['admin'],
   readAudit: ['compliance', 'admin'],
+  // Temporal's namespace holds every agency's cases and a payload names none: opening them is the operator's act.
+  decodePayloads: ['admin'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;
@@ -92,6 +94,7 @@ export const PERMISSION_LABELS: Record<Permission, string> = {
   setPolicy: "set the agency's policy",
   manageUsers: 'manage users and tokens',
   readAudit: 'read, export and verify the audit trail',
+  decodePayloads: "open Temporal's sealed payloads (the codec endpoint)",
 };
 
 const ROLE_COLUMNS = ['staff', 'counselor', 'clinical_director', 'compliance', 'admin'] as const;

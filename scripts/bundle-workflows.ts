@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { type Logger, bundleWorkflowCode } from '@temporalio/worker';
+import { FAILURE_CONVERTER_PATH } from '../codec';
 import { runCli } from './cli';
 
 /**
@@ -10,6 +11,8 @@ import { runCli } from './cli';
 export async function bundleWorkflows(outFile: string, logger?: Logger): Promise<{ path: string; bytes: number }> {
   const { code } = await bundleWorkflowCode({
     workflowsPath: require.resolve('../workflows'),
+    // As the worker bundles at start: failure messages inside workflows go into payloads the codec seals.
+    failureConverterPath: FAILURE_CONVERTER_PATH,
     ...(logger ? { logger } : {}),
   });
   mkdirSync(dirname(resolve(outFile)), { recursive: true });

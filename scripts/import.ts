@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { runCli } from './cli';
+import { encryptingDataConverter, payloadKeyring } from '../codec';
 import { loadConfig } from '../config';
 import { importCsv } from '../db/csv-import';
 import { openDatabase } from '../db/database';
@@ -51,7 +52,9 @@ async function main(argv: string[]): Promise<number> {
   const database = openDatabase(config.DATABASE_URL);
   // A changed client record reaches its open cases; without Temporal they re-read it at their next outward act.
   const temporal = config.TEMPORAL_ADDRESS
-    ? openTemporalClient(temporalTarget(config), config.TEMPORAL_NAMESPACE)
+    ? openTemporalClient(temporalTarget(config), config.TEMPORAL_NAMESPACE, {
+        dataConverter: encryptingDataConverter(payloadKeyring(config)),
+      })
     : undefined;
   try {
     const report = await importCsv(

@@ -1,4 +1,5 @@
 import { reconcile } from '../activities/reconcile';
+import { encryptingDataConverter, payloadKeyring } from '../codec';
 import { auditAnchorFile, loadConfig, requireConnections } from '../config';
 import { openDatabase } from '../db/database';
 import { DRIFT_CHECKS, DRIFT_LABELS } from '../domain/reconcile';
@@ -21,7 +22,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const config = requireConnections(loadConfig());
   const database = openDatabase(config.DATABASE_URL);
-  const temporal = openTemporalClient(temporalTarget(config), config.TEMPORAL_NAMESPACE);
+  const temporal = openTemporalClient(temporalTarget(config), config.TEMPORAL_NAMESPACE, {
+    dataConverter: encryptingDataConverter(payloadKeyring(config)),
+  });
   try {
     const report = await reconcile(
       { db: database.db, temporal: temporal.client, auditAnchorFile: auditAnchorFile(config) },

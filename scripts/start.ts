@@ -1,4 +1,5 @@
 import { join, resolve } from 'node:path';
+import { devKeyFile, payloadKeyring } from '../codec';
 import { loadConfig } from '../config';
 import { startApi } from '../api/main';
 import { openDatabase } from '../db/database';
@@ -108,6 +109,10 @@ async function main(): Promise<void> {
     if (config.WORKER_METRICS_ADDRESS) say(`  SDK metrics  http://${config.WORKER_METRICS_ADDRESS}/metrics`);
     if (tracing) say('  traces       to OTEL_EXPORTER_OTLP_ENDPOINT');
     say(`  Temporal     ${temporalAddress}${temporalUi ? `  (web UI ${temporalUi})` : ''}`);
+    say(
+      `  payloads     sealed with key ${payloadKeyring(config).encryptWith}` +
+        (config.PAYLOAD_KEYS ? ' (PAYLOAD_KEYS)' : `, made for this machine and kept in ${devKeyFile(config)}`),
+    );
     say(`  mail         ${config.SMTP_URL ? 'to SMTP_URL' : `caught on ${smtpUrl}, kept in ${mailDir}`}`);
     say(
       `  PostgreSQL   ${

@@ -23,6 +23,7 @@ import {
 } from '../workflows';
 import { COUNSELOR, DIRECTOR, STAFF, saveHistory, today } from './support/cases';
 import { testContext } from './support/context';
+import { testDataConverter } from './support/payload-keys';
 import { eventually, quietRuntime } from './support/stack';
 
 /** Timer paths on the time-skipping server: SLAs, expiries, deadlines and follow-ups that take days. */
@@ -37,8 +38,10 @@ beforeAll(async () => {
   quietRuntime();
   const context = testContext();
   database = openDatabase(context.databaseUrl);
+  const dataConverter = testDataConverter();
   env = await TestWorkflowEnvironment.createTimeSkipping({
     server: { executable: { type: 'existing-path', path: context.testServerPath } },
+    client: { dataConverter },
   });
   await env.connection.operatorService
     .addSearchAttributes({
@@ -49,6 +52,7 @@ beforeAll(async () => {
   worker = await Worker.create({
     connection: env.nativeConnection,
     taskQueue,
+    dataConverter,
     workflowBundle: { codePath: context.workflowBundlePath },
     activities: createActivities({ db: database.db }),
   });

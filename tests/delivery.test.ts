@@ -10,6 +10,7 @@ import { type MailCatcher, startMailCatcher } from '../scripts/mail-catcher';
 import { outboxSenderWorkflow } from '../workflows/outbox-sender';
 import { COUNSELOR, CaseDriver, DIRECTOR, STAFF, release, today } from './support/cases';
 import { testContext } from './support/context';
+import { testDataConverter } from './support/payload-keys';
 import { parseMail } from './support/mime';
 import { type TestStack, eventually, inAgency, startStack } from './support/stack';
 
@@ -410,6 +411,7 @@ describe('email to staff', () => {
     const worker = await Worker.create({
       connection,
       taskQueue,
+      dataConverter: testDataConverter(),
       workflowBundle: { codePath: testContext().workflowBundlePath },
       activities: createActivities({
         db: stack.db,

@@ -11,6 +11,7 @@ import type { Role } from '../domain/case';
 import { openTemporalClient } from '../temporal';
 import { TEST_DIR, testContext } from './support/context';
 import { type FreshDatabase, freshDatabase } from './support/isolated';
+import { testDataConverter } from './support/payload-keys';
 import { type TestActor, listen, tokenFor } from './support/stack';
 
 /*
@@ -68,7 +69,8 @@ beforeAll(async () => {
   const context = testContext();
   fuzzDatabase = await freshDatabase('fuzz');
   database = openDatabase(fuzzDatabase.databaseUrl);
-  temporal = openTemporalClient({ address: context.temporalAddress }, 'default');
+  const dataConverter = testDataConverter();
+  temporal = openTemporalClient({ address: context.temporalAddress }, 'default', { dataConverter });
   // No worker polls this queue: a case or transfer that started would stay visible on it.
   taskQueue = `fuzz-${randomUUID()}`;
   const deps: AppDeps = {
@@ -80,6 +82,7 @@ beforeAll(async () => {
     rateLimitPerMinute: 1_000_000,
     rateLimitPerAddressPerMinute: 1_000_000,
     anchorFile: join(TEST_DIR, `fuzz-anchors-${process.pid}.ndjson`),
+    payloadCodec: dataConverter.payloadCodecs[0],
   };
   api = await listen(deps);
   routes = routesOf(createApp(deps));
@@ -192,13 +195,14 @@ function replaced(value: Json, place: (string | number)[], by: Json): Json {
   return copy;
 }
 
+const TOO_LONG = 'x'.repeat(5_000);
 // Values no field of any body may take: what PostgreSQL cannot store, too long, or of no field's type.
 const NO_FIELD_TAKES: Json[] = [
   'abc\ud800',
   '\udc00 Sam',
   'Sam\u0000Rivera',
   'bell\u0007',
-  'x'.repeat(5_000),
+  TOO_LONG,
   -1.5,
   ['\ud800'],
   JSON.parse('{"__proto__":{"role":"admin"},"constructor":{"prototype":{"admin":true}}}') as Json,
@@ -500,8 +504,10 @@ test('when every field of every body holds a value no field may take, as every r
     .filter((route) => route.body)
     .flatMap((route) => {
       const valid = example(route.body!);
+      // But one: a Temporal payload's bytes (the codec's body) are as long as the payload, and 5,000 x is base64.
+      const takes = route.path.startsWith('/v1/codec/') ? NO_FIELD_TAKES.filter((v) => v !== TOO_LONG) : NO_FIELD_TAKES;
       return placesIn(valid).flatMap((place) =>
-        NO_FIELD_TAKES.flatMap((value) => {
+        takes.flatMap((value) => {
           const text = JSON.stringify(replaced(valid, place, value));
           return ACTORS.map((_actor, auth): HostileRequest => ({
             method: route.method,

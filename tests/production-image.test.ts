@@ -15,6 +15,7 @@ import { openTemporalClient } from '../temporal';
 import { bundleWorkflows } from '../scripts/bundle-workflows';
 import { startWorker } from '../worker/main';
 import { testContext } from './support/context';
+import { testDataConverter } from './support/payload-keys';
 import { isolatedServices } from './support/isolated';
 import { eventually, withApp } from './support/stack';
 
@@ -209,7 +210,9 @@ describe('the prebuilt workflow bundle', () => {
       DATA_DIR: dir,
       LOG_LEVEL: 'silent',
     });
-    const temporal = openTemporalClient({ address: testContext().temporalAddress }, services.namespace);
+    const temporal = openTemporalClient({ address: testContext().temporalAddress }, services.namespace, {
+      dataConverter: testDataConverter(),
+    });
     const worker = await startWorker(requireConnections(config), pino({ level: 'silent' }));
     try {
       // The outbox sender the worker starts is workflow code: a completed workflow task means the bundle ran.

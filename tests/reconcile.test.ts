@@ -14,6 +14,7 @@ import { CaseDriver, DIRECTOR, STAFF, today } from './support/cases';
 import { seedCaseload } from './support/caseload';
 import { TEST_DIR, testContext } from './support/context';
 import { type IsolatedServices, isolatedServices } from './support/isolated';
+import { TEST_PAYLOAD_KEYS } from './support/payload-keys';
 import { type TestStack, eventually, inAgency, startStack } from './support/stack';
 
 const ROOT = resolve(__dirname, '..');
@@ -78,6 +79,8 @@ function cli(...args: string[]) {
         DATABASE_URL: services.databaseUrl,
         TEMPORAL_ADDRESS: testContext().temporalAddress,
         TEMPORAL_NAMESPACE: services.namespace,
+        // The suite's key: the workflows' memos it lists are sealed with it.
+        PAYLOAD_KEYS: TEST_PAYLOAD_KEYS,
         AUDIT_ANCHOR_FILE: anchorFile,
         LOG_LEVEL: 'silent',
       },

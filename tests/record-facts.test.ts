@@ -1,7 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { listCaseAuditEvents } from '../db/audit';
 import { readableDate } from '../domain/time';
-import { COUNSELOR, CaseDriver, DIRECTOR, STAFF, caseBody, caseIdOf, putClient, release, today } from './support/cases';
+import {
+  COUNSELOR,
+  CaseDriver,
+  DIRECTOR,
+  STAFF,
+  caseBody,
+  caseIdOf,
+  putClient,
+  release,
+  saveHistory,
+  today,
+} from './support/cases';
 import { type TestStack, startStack } from './support/stack';
 
 /** A client's safety facts come from the agency's client record, stay current, and are checked when acting. */
@@ -161,6 +172,42 @@ describe('a case starts from the client record', () => {
 });
 
 describe('facts stay current', () => {
+  test('when only the email address on the record changes, then the case records no change and holds no address; when the address goes, that is recorded', async () => {
+    const c = await CaseDriver.open(stack, { kind: 'termination', reason: 'goals_met', lastDay: undefined });
+    const { record } = caseBody();
+    expect((await c.view()).process.facts.contact).toEqual({
+      channels: record.contact.channels,
+      noContactAtHome: false,
+      hasEmail: true,
+      hasPostalAddress: false,
+    });
+    const put = async (changes: Record<string, unknown>) => {
+      const res = await stack.request('PUT', `/v1/clients/${c.clientId}`, { body: { ...record, ...changes } });
+      expect(res.body.openCasesTold).toBe(1);
+    };
+    const moved = { ...record.contact, email: 'sam.moved@client.example' };
+    await put({ contact: moved });
+    // The record's changes reach the case in order: once the flag is there, the new address has been read too.
+    await put({ contact: moved, riskFlags: ['recent_relapse'] });
+    await c.until((v) => v.process.facts.riskFlags.includes('recent_relapse'));
+    await put({ contact: { ...moved, email: null }, riskFlags: ['recent_relapse'] });
+    const view = await c.until((v) => v.process.facts.contact.hasEmail === false);
+
+    const updates = (await listCaseAuditEvents(stack.db, c.caseId)).filter((e) => e.action === 'case.facts_updated');
+    expect(updates.map((e) => e.outcome_reason)).toEqual([
+      'the client record changed: risk flags',
+      'the client record changed: contact preferences',
+    ]);
+    expect(JSON.stringify(view.process)).not.toContain('@client.example');
+    const row = await stack.db
+      .selectFrom('cases')
+      .select(['state', 'contact'])
+      .where('case_id', '=', c.caseId)
+      .executeTakeFirstOrThrow();
+    expect(JSON.stringify(row)).not.toContain('@client.example');
+    await saveHistory(c.handle(), 'facts-refreshed');
+  });
+
   test('when a domestic-violence flag is put on the record of a client with an open case, then the case takes it at once and risk first holds it', async () => {
     const c = await CaseDriver.open(stack, {
       kind: 'termination',

@@ -9,6 +9,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { loadConfig } from '../config';
 import { openTemporalClient, temporalTarget } from '../temporal';
 import { testContext } from './support/context';
+import { testDataConverter } from './support/payload-keys';
 
 const SCRIPT = join(__dirname, '..', 'scripts', 'make-temporal-certs.sh');
 
@@ -130,7 +131,7 @@ afterAll(async () => {
 test('when the API’s client is built from TEMPORAL_TLS_* through the project’s helper, then it reaches Temporal through a frontend that demands client certificates', async () => {
   const config = loadConfig(tlsEnv('api'));
   const passedBefore = proxy.passed;
-  const temporal = openTemporalClient(temporalTarget(config), 'default');
+  const temporal = openTemporalClient(temporalTarget(config), 'default', { dataConverter: testDataConverter() });
   try {
     const { namespaceInfo } = await temporal.client.workflowService.describeNamespace({ namespace: 'default' });
     expect(namespaceInfo?.name).toBe('default');

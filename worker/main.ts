@@ -12,6 +12,7 @@ import { WorkflowIdConflictPolicy } from '@temporalio/common';
 import { createTransport } from 'nodemailer';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
+import { encryptingDataConverter, payloadKeyring } from '../codec';
 import { type Config, auditAnchorFile, loadConfig, publicUrl, requireConnections } from '../config';
 import { writeAnchor } from '../db/anchors';
 import { openServiceDatabase } from '../db/roles';
@@ -110,6 +111,8 @@ export async function startWorker(
   logger: Logger,
   tracing?: Tracing,
 ): Promise<RunningWorker> {
+  // First: without its keys in production the worker refuses to start, before it connects to anything.
+  const dataConverter = encryptingDataConverter(payloadKeyring(config));
   if (!runtimeInstalled) {
     Runtime.install({
       logger: new DefaultLogger('WARN'),
@@ -133,6 +136,7 @@ export async function startWorker(
   await ensureSearchAttributes(target, config.TEMPORAL_NAMESPACE, logger);
   // The transfer activities start and cancel case workflows through this client.
   const temporal = openTemporalClient(target, config.TEMPORAL_NAMESPACE, {
+    dataConverter,
     ...(tracing ? { interceptors: tracing.clientInterceptors } : {}),
   });
   // Short socket timeouts: a hung server fails an attempt (and backs off) well inside the activity's timeout.
@@ -150,6 +154,8 @@ export async function startWorker(
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
+    dataConverter,
+    // A bundle made ahead of time must have been made with the same failure converter (FAILURE_CONVERTER_PATH).
     ...(config.WORKFLOW_BUNDLE
       ? { workflowBundle: { codePath: config.WORKFLOW_BUNDLE } }
       : { workflowsPath: require.resolve('../workflows') }),

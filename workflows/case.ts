@@ -32,6 +32,7 @@ import {
   type Referral,
   type ReferralState,
   type RiskFlag,
+  caseContact,
   currentReferral,
   followUpPlan,
   openedState,
@@ -47,7 +48,7 @@ import { agencyToday, explain } from '../domain/rules/explain';
 import { checkNotNonPaymentAtRisk, checkOutreachSpacing, checkWaiver } from '../domain/rules/no-abandonment';
 import { checkApprovalHasPlan, hasActiveRisk, mayClose, planCoversFlags } from '../domain/rules/risk-first';
 import { type Blocker, RULES, RuleRefusal } from '../domain/rules/rule';
-import { checkOutreachChannel, letterRoute } from '../domain/rules/safe-contact';
+import { checkOutreachChannel, letterRoute, sameRouting } from '../domain/rules/safe-contact';
 import { checkNotTheCounselor } from '../domain/rules/separation-of-duties';
 import { DEFAULT_TIME_ZONE, addDays, startOfLocalDay } from '../domain/time';
 import { CaseStatusKey, CaseStepKey, CounselorIdKey, TransferIdKey } from './search-attributes';
@@ -188,6 +189,12 @@ const REMEMBERED_ACTIONS = 500;
 export const LETTER_AFTER_ITS_REASONS = 'letter-after-its-reasons';
 /** Marks a consent's revocation withdrawing only the referrals that stood when it came, not one proposed meanwhile. */
 export const REVOCATION_WITHDRAWS_WHAT_STOOD = 'revocation-withdraws-what-stood';
+/**
+ * Marks a case holding no contact address: the record's facts come without them (the activities that write to the
+ * client read the record), so a change of address alone is no change to the case, and a case that read its facts
+ * before drops its addresses at its next re-read.
+ */
+export const CONTACT_WITHOUT_ADDRESSES = 'contact-without-addresses';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
@@ -771,13 +778,19 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
     if (asked <= factsApplied || state.status !== 'open') return;
     factsApplied = asked;
     const { facts } = state;
+    // Cases from here on hold no address: a new address alone changes nothing a case decides (older ones compared all).
+    const withoutAddresses = patched(CONTACT_WITHOUT_ADDRESSES);
+    const contactChanged = withoutAddresses
+      ? !sameRouting(fresh.contact, facts.contact)
+      : JSON.stringify(fresh.contact) !== JSON.stringify(facts.contact);
     const added = fresh.riskFlags.filter((f) => !facts.riskFlags.includes(f));
     const changed = [
       ...(fresh.counselorId !== facts.counselorId ? ['counselor'] : []),
       ...(added.length || fresh.riskFlags.length !== facts.riskFlags.length ? ['risk flags'] : []),
-      ...(JSON.stringify(fresh.contact) !== JSON.stringify(facts.contact) ? ['contact preferences'] : []),
+      ...(contactChanged ? ['contact preferences'] : []),
       ...(fresh.hasSubstanceUseRecords !== facts.hasSubstanceUseRecords ? ['substance-use records'] : []),
     ];
+    if (withoutAddresses) facts.contact = caseContact(fresh.contact);
     if (changed.length === 0) return;
     facts.counselorId = fresh.counselorId;
     facts.riskFlags = [...fresh.riskFlags];

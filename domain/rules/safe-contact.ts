@@ -2,12 +2,13 @@
  * Safe contact (DOMAIN.md): a client with a domestic-violence flag or a "no contact at home" preference is
  * contacted only by a channel they confirmed safe; with none, the letter is held for in-person delivery.
  */
-import type { ContactChannel, ContactPreferences, RiskFlag } from '../process';
+import type { CaseContact, ContactChannel, RiskFlag } from '../process';
 import { RULES, refuse } from './rule';
 
+/** A case's facts or the record's: the rule needs the channels and whether an address is there, not the address. */
 export interface ContactFacts {
   riskFlags: RiskFlag[];
-  contact: ContactPreferences;
+  contact: CaseContact;
 }
 
 /** Why contact is restricted to confirmed safe channels, in words fit for the audit trail; null if it is not. */
@@ -36,10 +37,22 @@ export function checkOutreachChannel(facts: ContactFacts, channel: ContactChanne
 export type LetterRoute = { channel: ContactChannel; heldBecause: null } | { channel: null; heldBecause: string };
 
 /** The channels a letter can go by: email (with the PDF) and the day's print-and-mail batch, each to an address on record. */
-export function canCarryLetter(contact: ContactPreferences, channel: ContactChannel): boolean {
-  if (channel === 'email') return Boolean(contact.email);
-  if (channel === 'mail') return Boolean(contact.postalAddress);
+export function canCarryLetter(contact: CaseContact, channel: ContactChannel): boolean {
+  if (channel === 'email') return contact.hasEmail ?? Boolean(contact.email);
+  if (channel === 'mail') return contact.hasPostalAddress ?? Boolean(contact.postalAddress);
   return false;
+}
+
+/** Whether two contacts route the same: the same channels, safety and addresses on record (whatever the addresses). */
+export function sameRouting(a: CaseContact, b: CaseContact): boolean {
+  const shape = (c: CaseContact) =>
+    JSON.stringify([
+      c.channels.map((x) => [x.channel, x.safe]),
+      c.noContactAtHome,
+      canCarryLetter(c, 'email'),
+      canCarryLetter(c, 'mail'),
+    ]);
+  return shape(a) === shape(b);
 }
 
 /** The channel a letter may go by, or why it is held for in-person delivery. */

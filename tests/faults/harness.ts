@@ -17,6 +17,7 @@ import {
   startTemporalDevServer,
 } from '../../scripts/dev-services';
 import { TEST_DIR, testContext } from '../support/context';
+import { TEST_PAYLOAD_KEYS } from '../support/payload-keys';
 import { type ApiResponse, send } from '../support/stack';
 
 /**
@@ -172,6 +173,7 @@ export async function startFaultStack(name: string): Promise<FaultStack> {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     NODE_ENV: 'test',
+    PAYLOAD_KEYS: TEST_PAYLOAD_KEYS,
     LOG_LEVEL: 'warn',
     DATABASE_URL: serviceUrl,
     TEMPORAL_ADDRESS: temporal.address,

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { Client, Connection } from '@temporalio/client';
 import { reconcile } from '../../activities/reconcile';
+import { testDataConverter } from '../support/payload-keys';
 import type { FaultStack } from './harness';
 
 /** What a fault scenario reports: the figures the README shows, and what must be zero. */
@@ -45,7 +46,7 @@ export async function transferInvariants(
   let duplicateEvents = 0;
   let chainVerified = false;
   try {
-    const client = new Client({ connection });
+    const client = new Client({ connection, dataConverter: testDataConverter() });
     // Nothing is left to settle: the scenario is over, so every row and workflow is compared.
     const report = await reconcile({ db, temporal: client }, { settleMs: 0 });
     drift = report.drifts.map((d) => `${d.check} ${d.subject}: ${d.detail}`);

@@ -597,12 +597,15 @@ export function contactShape(c: {
   noContactAtHome: boolean;
   email?: string | null;
   postalAddress?: string | null;
+  /** A case holds whether an address is on record, not the address (older cases held the address). */
+  hasEmail?: boolean;
+  hasPostalAddress?: boolean;
 }) {
   return {
     channels: c.channels.map((x) => `${x.channel}:${x.safe ? 'safe' : 'unsafe'}`),
     noContactAtHome: c.noContactAtHome,
-    email: !!c.email,
-    postalAddress: !!c.postalAddress,
+    email: c.hasEmail ?? !!c.email,
+    postalAddress: c.hasPostalAddress ?? !!c.postalAddress,
   };
 }
 

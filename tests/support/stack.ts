@@ -5,12 +5,17 @@ import type { Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import pino from 'pino';
 import { createActivities } from '../../activities';
+import type { EncryptingDataConverter } from '../../codec';
 import { type AppDeps, createApp } from '../../api/app';
 import { type Db, openDatabase } from '../../db/database';
 import { createToken, upsertUser } from '../../db/users';
 import type { Actor } from '../../domain/case';
 import { openTemporalClient } from '../../temporal';
 import { testContext } from './context';
+import { testDataConverter } from './payload-keys';
+
+/** The Temporal UI's origin, as the test stack's codec endpoint lets it call (CODEC_CORS_ORIGINS). */
+export const TEMPORAL_UI_ORIGIN = 'http://127.0.0.1:8233';
 
 /** The token the test stack's /metrics is scraped with. */
 export const METRICS_TOKEN = 'test-metrics-token-0123456789';
@@ -134,7 +139,9 @@ export async function withApp(
 ): Promise<void> {
   const context = testContext();
   const database = openDatabase(options.databaseUrl ?? context.databaseUrl);
+  const dataConverter = testDataConverter();
   const temporal = openTemporalClient({ address: options.temporalAddress ?? context.temporalAddress }, 'default', {
+    dataConverter,
     failFast: true,
   });
   const api = await listen({
@@ -151,6 +158,7 @@ export async function withApp(
     rateLimitPerAddressPerMinute: options.rateLimitPerAddressPerMinute ?? LOOPBACK_BUDGET,
     idempotencyKeyHours: options.idempotencyKeyHours,
     devTokens: options.devTokens,
+    payloadCodec: dataConverter.payloadCodecs[0],
   });
   try {
     await run(api.url, database.db);
@@ -164,12 +172,18 @@ export async function withApp(
 /**
  * A real stack for one test file: the suite's PostgreSQL and Temporal, a worker on its own
  * task queue running the bundled workflows with real activities, and the API listening on a free port.
- * With a database and namespace of its own (`isolatedServices`), what it does is all a reconcile sees.
+ * With a database and namespace of its own (`isolatedServices`), what it does is all a reconcile sees; with a
+ * Temporal server of its own (`temporalAddress`), all that server holds.
  */
 export async function startStack(
   options: {
     databaseUrl?: string;
     namespace?: string;
+    temporalAddress?: string;
+    /** Another stack's queue: this one takes over its cases (as a deploy does). */
+    taskQueue?: string;
+    /** The suite's key unless given (a key rotation). */
+    dataConverter?: EncryptingDataConverter;
     auditAnchorFile?: string;
     rateLimitPerMinute?: number;
     /** The workflow code the worker runs (another release's bundle); today's unless given. */
@@ -178,16 +192,19 @@ export async function startStack(
 ): Promise<TestStack> {
   quietRuntime();
   const context = testContext();
-  const taskQueue = `test-${randomUUID()}`;
+  const taskQueue = options.taskQueue ?? `test-${randomUUID()}`;
   const namespace = options.namespace ?? 'default';
   const database = openDatabase(options.databaseUrl ?? context.databaseUrl);
-  const temporal = openTemporalClient({ address: context.temporalAddress }, namespace);
-  const nativeConnection = await NativeConnection.connect({ address: context.temporalAddress });
+  const dataConverter = options.dataConverter ?? testDataConverter();
+  const temporalAddress = options.temporalAddress ?? context.temporalAddress;
+  const temporal = openTemporalClient({ address: temporalAddress }, namespace, { dataConverter });
+  const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
   const createWorker = (workflowBundlePath = options.workflowBundlePath ?? context.workflowBundlePath) =>
     Worker.create({
       connection: nativeConnection,
       namespace,
       taskQueue,
+      dataConverter,
       workflowBundle: { codePath: workflowBundlePath },
       activities: createActivities({
         db: database.db,
@@ -207,6 +224,8 @@ export async function startStack(
     metricsToken: METRICS_TOKEN,
     rateLimitPerMinute: options.rateLimitPerMinute,
     rateLimitPerAddressPerMinute: LOOPBACK_BUDGET,
+    payloadCodec: dataConverter.payloadCodecs[0],
+    codecCorsOrigins: [TEMPORAL_UI_ORIGIN],
   });
   return {
     db: database.db,
