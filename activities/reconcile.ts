@@ -3,12 +3,11 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { type Client, WorkflowNotFoundError, type WorkflowExecutionStatusName } from '@temporalio/client';
 import type { Kysely } from 'kysely';
 import { lastAnchor } from '../db/anchors';
-import { verifyChain } from '../db/audit';
+import { integrateAuditChains, verifyChain } from '../db/audit';
 import { DELIVERY_DEFAULTS, outboxRetryWindowMs } from '../db/outbox';
 import {
   type CaseRowKey,
   agencyOfCaseByAudit,
-  auditEventAgency,
   caseRowByWorkflowId,
   caseRowPage,
   clientsWithOpenCases,
@@ -187,14 +186,23 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions =
     add('audit_event_duplicated', e.agency_id, e.event_key, `${e.n} events (seq ${e.seqs.join(', ')})`);
   }
   progress();
-  const chain = await verifyChain(db, deps.auditAnchorFile ? lastAnchor(deps.auditAnchorFile) : null);
+  // Every run checks what was chained since the last one and the anchors; the run in the 03:00 UTC hour checks
+  // every chain from its genesis, and every event accounted for.
+  await integrateAuditChains(db);
+  const chain = await verifyChain(db, deps.auditAnchorFile ? lastAnchor(deps.auditAnchorFile) : null, {
+    full: options.fullAuditVerify ?? now.getUTCHours() === 3,
+  });
   if (chain.firstBroken) {
+    const { chain: name, position, seq, reason } = chain.firstBroken;
     add(
       'audit_chain_broken',
-      await auditEventAgency(db, chain.firstBroken.seq),
-      chain.firstBroken.seq,
-      `seq ${chain.firstBroken.seq}: ${chain.firstBroken.reason}`,
+      name === '' ? null : name,
+      `${name || 'service'}:${position}`,
+      `entry ${position}${seq ? ` (event ${seq})` : ''}: ${reason}`,
     );
+  }
+  if (chain.unchained) {
+    add('audit_chain_broken', null, 'unchained', `${chain.unchained} events are in no chain and not queued for one`);
   }
   progress();
 

@@ -7,16 +7,17 @@ import { z } from 'zod';
 import { lastAnchor } from '../db/anchors';
 import {
   type AuditFilter,
+  type ExportedEvent,
   type VerifyReport,
   accountingOfDisclosures,
-  agencyEventCount,
   appendAuditEvent,
   chainHead,
   eventBatches,
+  integrateAuditChains,
   summarize,
   verifyChain,
 } from '../db/audit';
-import type { AuditEventRow, Database } from '../db/schema';
+import type { Database } from '../db/schema';
 import { PERMISSIONS } from '../domain/roles';
 import { requireRoles, userOf } from './auth';
 import { actorOf, parse } from './http';
@@ -35,6 +36,13 @@ export const auditQuery = z.strictObject({
   from: z.iso.datetime({ offset: true }).optional(),
   to: z.iso.datetime({ offset: true }).optional(),
   format: z.enum(['ndjson', 'csv']).default('ndjson'),
+});
+
+export const verifyQuery = z.strictObject({
+  full: z
+    .enum(['true', 'false'])
+    .default('false')
+    .describe("true: the agency's whole chain from its first event, not from the last checkpoint"),
 });
 
 export const clientParams = z.strictObject({ clientId: id });
@@ -59,6 +67,9 @@ const COLUMNS = [
   'event_key',
   'prev_hash',
   'hash',
+  'chain_position',
+  'chain_prev_hash',
+  'chain_hash',
 ] as const;
 
 /**
@@ -72,7 +83,7 @@ const CSV_OPTIONS = {
   cast: { date: (value: Date) => value.toISOString(), object: (value: object) => JSON.stringify(value) },
 };
 
-function serialize(rows: AuditEventRow[], format: 'ndjson' | 'csv'): string {
+function serialize(rows: ExportedEvent[], format: 'ndjson' | 'csv'): string {
   if (format === 'ndjson') return rows.map((row) => `${JSON.stringify(row)}\n`).join('');
   return stringify(rows, CSV_OPTIONS);
 }
@@ -84,16 +95,25 @@ async function write(res: Response, chunk: string): Promise<void> {
 }
 
 /**
- * What verify tells one agency: whether the chain its events are part of is whole, how many of its own events
- * it covers, and where it broke only as a sequence number; never another agency's event or hash.
+ * What verify tells one agency: whether its own chain is whole from where it was last found whole (or from its
+ * first event), where it broke, and whether the head last written out of the database is still on it. Its chain
+ * holds its events only, so its head is its own to see.
  */
-function agencyReport(report: VerifyReport, agencyEvents: number) {
+function agencyReport(report: VerifyReport) {
+  const chain = report.chains[0];
   return {
     ok: report.ok,
-    checked: agencyEvents,
-    headSeq: report.headSeq,
-    firstBroken: report.firstBroken ? { seq: report.firstBroken.seq, reason: report.firstBroken.reason } : null,
-    anchor: report.anchor ? { at: report.anchor.at, matches: report.anchor.matches } : null,
+    full: report.full,
+    from: chain?.from ?? '0',
+    checked: report.checked,
+    headPosition: chain?.headPosition ?? null,
+    headHash: chain?.headPosition ? chain.headHash : null,
+    firstBroken: report.firstBroken
+      ? { position: report.firstBroken.position, seq: report.firstBroken.seq, reason: report.firstBroken.reason }
+      : null,
+    pending: report.pending.events,
+    unchained: report.unchained,
+    anchor: report.anchor,
   };
 }
 
@@ -106,7 +126,10 @@ export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFi
     const actor = actorOf(req);
     requireRoles(userOf(req), AUDITORS, 'reading the audit trail');
     const query = parse(auditQuery, req.query, 'query');
-    const head = await chainHead(db);
+    const agencyId = userOf(req).agencyId;
+    // What is written by now is in the export: chain it first (the worker does so every second anyway).
+    await integrateAuditChains(db, { chains: [agencyId] });
+    const head = await chainHead(db, agencyId);
     const filter: AuditFilter = {
       caseId: query.caseId,
       clientId: query.clientId,
@@ -114,17 +137,17 @@ export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFi
       action: query.action,
       from: query.from ? new Date(query.from) : undefined,
       to: query.to ? new Date(query.to) : undefined,
-      agencyId: userOf(req).agencyId,
-      upToSeq: head?.seq ?? '0',
+      agencyId,
+      upToPosition: head?.position ?? '0',
     };
     const summary = await summarize(db, filter);
     const { format, ...filterQuery } = query;
     const manifest = {
       filter: filterQuery,
       count: Number(summary.count),
-      firstSeq: summary.first ?? null,
-      lastSeq: summary.last ?? null,
-      headSeq: head?.seq ?? null,
+      firstPosition: summary.first ?? null,
+      lastPosition: summary.last ?? null,
+      headPosition: head?.position ?? null,
       headHash: head?.hash ?? null,
       exportedBy: actor,
       exportedAt: new Date().toISOString(),
@@ -164,11 +187,17 @@ export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFi
     }
   });
 
-  /** Recomputes the chain and compares its head with the last one written out of the database. */
+  /**
+   * Recomputes the agency's chain from its last checkpoint (or, with full=true, from its first event) and compares
+   * it with the head last written out of the database.
+   */
   router.get('/v1/audit/verify', async (req, res) => {
     requireRoles(userOf(req), AUDITORS, 'verifying the audit trail');
-    const report = await verifyChain(db, lastAnchor(anchorFile));
-    res.status(200).json(agencyReport(report, await agencyEventCount(db, userOf(req).agencyId, report.headSeq)));
+    const { full } = parse(verifyQuery, req.query, 'query');
+    const agencyId = userOf(req).agencyId;
+    await integrateAuditChains(db, { chains: [agencyId] });
+    const report = await verifyChain(db, lastAnchor(anchorFile), { chains: [agencyId], full: full === 'true' });
+    res.status(200).json(agencyReport(report));
   });
 
   /** What was disclosed about a client, to whom, under which consent (42 CFR Part 2 §2.25). */

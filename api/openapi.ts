@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ROLES, type Role } from '../domain/case';
 import { PERMISSIONS } from '../domain/roles';
-import { auditQuery, clientParams, disclosuresQuery } from './audit';
+import { auditQuery, clientParams, disclosuresQuery, verifyQuery } from './audit';
 import { ACTION_ROUTES } from './cases';
 import { codecPayloads, namespaceHeader } from './codec';
 import { IDEMPOTENCY_KEY_PATTERN } from './idempotency';
@@ -368,10 +368,11 @@ const operations: Operation[] = [
   {
     method: 'get',
     path: '/v1/audit/verify',
-    summary: 'Recompute the hash chain and compare it with the last anchor',
+    summary: "Recompute the agency's hash chain and compare it with the last anchor",
     access: PERMISSIONS.readAudit,
+    query: verifyQuery,
     responses: [json(200, verifyView)],
-    problems: [],
+    problems: [400],
   },
   {
     method: 'get',

@@ -179,9 +179,14 @@ export const tokenRevoked = z
 export const verifyView = z
   .strictObject({
     ok: z.boolean(),
+    full: z.boolean().describe('Checked from the first event, not from the last checkpoint'),
+    from: z.string().describe('The position checked from (0: the first event)'),
     checked: count,
-    headSeq: z.string().nullable(),
-    firstBroken: z.strictObject({ seq: z.string(), reason: z.string() }).nullable(),
+    headPosition: z.string().nullable(),
+    headHash: z.string().nullable(),
+    firstBroken: z.strictObject({ position: z.string(), seq: z.string().nullable(), reason: z.string() }).nullable(),
+    pending: count.describe('Events written and not chained yet'),
+    unchained: count.nullable().describe('With full: events in no chain and not queued for one'),
     anchor: z.strictObject({ at: z.string(), matches: z.boolean() }).nullable(),
   })
   .meta({ id: 'AuditVerification' });

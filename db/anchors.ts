@@ -1,12 +1,14 @@
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Kysely } from 'kysely';
-import { type Anchor, chainHead } from './audit';
+import { type Anchor, chainHeads } from './audit';
 import type { Database } from './schema';
 
 /**
- * The chain's head, written out of the database (one NDJSON line per anchor), so that even a superuser
- * who rewrites the whole chain is caught: the rewritten chain no longer holds the anchored hash.
+ * The chains' heads, written out of the database (one NDJSON line per anchor: every chain's position and hash),
+ * so that even a superuser who rewrites a whole chain is caught: the rewritten chain no longer holds the anchored
+ * hash. The file is the service's signed tree head, minus the signature: keep a copy where the database's
+ * administrators cannot write.
  */
 export function lastAnchor(file: string): Anchor | null {
   if (!existsSync(file)) return null;
@@ -21,7 +23,7 @@ export function lastAnchor(file: string): Anchor | null {
     for (const line of lines) {
       try {
         const anchor = JSON.parse(line) as Anchor;
-        if (anchor.seq && anchor.hash) return anchor;
+        if (anchor.chains || (anchor.seq && anchor.hash)) return anchor;
       } catch {
         // a partial line: try the one before
       }
@@ -32,13 +34,18 @@ export function lastAnchor(file: string): Anchor | null {
   }
 }
 
-/** Appends the current head unless it is already the last anchor; returns the anchor in force. */
+function sameHeads(a: Anchor['chains'], b: Anchor['chains']): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Appends every chain's head unless they are the last anchor's; returns the anchor in force. */
 export async function writeAnchor(db: Kysely<Database>, file: string): Promise<Anchor | null> {
-  const head = await chainHead(db);
+  const heads = await chainHeads(db);
   const previous = lastAnchor(file);
-  if (!head) return previous;
-  if (previous?.seq === head.seq && previous.hash === head.hash) return previous;
-  const anchor: Anchor = { seq: head.seq, hash: head.hash, at: new Date().toISOString() };
+  if (heads.length === 0) return previous;
+  const chains = Object.fromEntries(heads.map((h) => [h.chain, { position: h.position, hash: h.hash }]));
+  if (previous && sameHeads(previous.chains, chains)) return previous;
+  const anchor: Anchor = { at: new Date().toISOString(), chains };
   mkdirSync(dirname(file), { recursive: true });
   appendFileSync(file, `${JSON.stringify(anchor)}\n`, { mode: 0o600 });
   return anchor;

@@ -38,12 +38,19 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-type HashedFields = Omit<AuditEventRow, 'hash'>;
+/** The fields an event's digest covers: its seq and prev_hash only for events of the old global chain. */
+type HashedFields = Omit<AuditEventRow, 'hash' | 'seq'> & { seq?: string };
 
-/** The hash of one event: SHA-256 over the previous hash and the event's content. */
+/**
+ * An event's own digest: SHA-256 over its content. An event written before the per-agency chains also covers its
+ * seq and the hash of the event before it in the old global chain (`prev_hash`), as it always did, so its hash
+ * still checks; since then an event's place is the chain's (`linkHash`), and its seq is not known until it is
+ * inserted.
+ */
 export function hashEvent(row: HashedFields): string {
+  const legacy = row.prev_hash !== null;
   const content = canonicalJson({
-    seq: String(row.seq),
+    seq: legacy ? String(row.seq) : undefined,
     event_key: row.event_key,
     occurred_at: row.occurred_at,
     actor_id: row.actor_id,
@@ -62,34 +69,30 @@ export function hashEvent(row: HashedFields): string {
     // Left out when null, so events written before the column existed keep their hashes.
     agency_id: row.agency_id ?? undefined,
   });
-  return createHash('sha256').update(row.prev_hash).update('\n').update(content).digest('hex');
+  const hash = createHash('sha256');
+  if (legacy) hash.update(row.prev_hash!).update('\n');
+  return hash.update(content).digest('hex');
 }
 
-// One lock id for the whole chain: concurrent writers queue here instead of forking it.
-const AUDIT_CHAIN_LOCK = 7_240_611;
+/** One link of an agency's chain: the hash before it, its position, and the event it holds (seq and digest). */
+export function linkHash(prevHash: string, position: string, eventSeq: string, eventHash: string): string {
+  return createHash('sha256').update(`${prevHash}\n${position}:${eventSeq}:${eventHash}`).digest('hex');
+}
+
+/** The chain an agency's events go into; the service's own events (no agency) go into the chain named ''. */
+export function chainOf(agencyId: string | null): string {
+  return agencyId ?? '';
+}
 
 /**
- * Appends one event inside the caller's transaction, chained to the last one.
- * Idempotent by eventKey: a retried write returns the event already recorded.
+ * Appends one event inside the caller's transaction: one statement that inserts the event and its line in the
+ * queue of events to chain. No lock: writers of any agency never wait on one another (the integrator chains the
+ * event after commit). Idempotent by eventKey: a retried write returns the event already recorded.
  */
 export async function appendAuditEvent(
   trx: Transaction<Database>,
   input: AuditEventInput,
 ): Promise<{ seq: string; hash: string; created: boolean }> {
-  await sql`select pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK})`.execute(trx);
-  const existing = await trx
-    .selectFrom('audit_events')
-    .select(['seq', 'hash'])
-    .where('event_key', '=', input.eventKey)
-    .executeTakeFirst();
-  if (existing) return { ...existing, created: false };
-
-  const last = await trx
-    .selectFrom('audit_events')
-    .select(['seq', 'hash'])
-    .orderBy('seq', 'desc')
-    .limit(1)
-    .executeTakeFirst();
   // A user id names a person only within an agency: events about users carry their agency explicitly.
   const agencyId =
     input.agencyId ??
@@ -99,7 +102,6 @@ export async function appendAuditEvent(
       : undefined) ??
     null;
   const row: HashedFields = {
-    seq: String(BigInt(last?.seq ?? 0) + 1n),
     agency_id: agencyId,
     event_key: input.eventKey,
     occurred_at: new Date(),
@@ -116,19 +118,110 @@ export async function appendAuditEvent(
     activity_id: input.activityId ?? null,
     before: input.before ?? null,
     after: input.after ?? null,
-    prev_hash: last?.hash ?? GENESIS_HASH,
+    prev_hash: null,
   };
   const hash = hashEvent(row);
-  await trx
-    .insertInto('audit_events')
-    .values({
-      ...row,
-      before: row.before === null ? null : JSON.stringify(row.before),
-      after: row.after === null ? null : JSON.stringify(row.after),
-      hash,
-    })
-    .execute();
-  return { seq: row.seq, hash, created: true };
+  const inserted = await trx
+    .with('event', (db) =>
+      db
+        .insertInto('audit_events')
+        .values({
+          ...row,
+          before: row.before === null ? null : JSON.stringify(row.before),
+          after: row.after === null ? null : JSON.stringify(row.after),
+          hash,
+        })
+        // Any unique key: event_key is the one a retry meets (seq comes from a sequence).
+        .onConflict((oc) => oc.doNothing())
+        .returning('seq'),
+    )
+    .insertInto('audit_pending')
+    .columns(['event_seq', 'chain'])
+    .expression((db) =>
+      db.selectFrom('event').select(['event.seq', sql<string>`${chainOf(agencyId)}::text`.as('chain')]),
+    )
+    .returning('event_seq')
+    .executeTakeFirst();
+  if (inserted) return { seq: inserted.event_seq, hash, created: true };
+  const existing = await trx
+    .selectFrom('audit_events')
+    .select(['seq', 'hash'])
+    .where('event_key', '=', input.eventKey)
+    .executeTakeFirstOrThrow();
+  return { ...existing, created: false };
+}
+
+// With the chain's name: one integrator at a time per chain, while other chains integrate beside it.
+const CHAIN_LOCK = 7_240_613;
+
+/** Chains up to `batch` of one chain's pending events, in one transaction; how many it chained. */
+async function integrateChain(db: Kysely<Database>, chain: string, batch: number): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(${CHAIN_LOCK}, hashtext(${chain}))`.execute(trx);
+    const pending = await trx
+      .selectFrom('audit_pending as p')
+      .innerJoin('audit_events as e', 'e.seq', 'p.event_seq')
+      .select(['p.event_seq', 'e.hash'])
+      .where('p.chain', '=', chain)
+      .orderBy('p.event_seq')
+      .limit(batch)
+      .execute();
+    if (pending.length === 0) return 0;
+    const head = await chainHead(trx, chain);
+    let position = BigInt(head?.position ?? 0);
+    let previous = head?.hash ?? GENESIS_HASH;
+    const entries = pending.map((p) => {
+      position++;
+      const hash = linkHash(previous, String(position), p.event_seq, p.hash);
+      const entry = {
+        chain,
+        position: String(position),
+        event_seq: p.event_seq,
+        event_hash: p.hash,
+        prev_hash: previous,
+        hash,
+      };
+      previous = hash;
+      return entry;
+    });
+    await trx.insertInto('audit_chain').values(entries).execute();
+    await trx
+      .deleteFrom('audit_pending')
+      .where(
+        'event_seq',
+        'in',
+        pending.map((p) => p.event_seq),
+      )
+      .execute();
+    return entries.length;
+  });
+}
+
+/**
+ * The sequencer: chains every pending event, each agency's into its own chain, in batches, in the order of
+ * their seq within a batch. Run by every worker every second and before a verify or an export; two at once take
+ * turns per chain (an advisory lock), never per event written. Returns how many events it chained.
+ */
+export async function integrateAuditChains(
+  db: Kysely<Database>,
+  options: { chains?: readonly string[]; batch?: number; maxRounds?: number } = {},
+): Promise<number> {
+  const batch = options.batch ?? 5_000;
+  if (options.chains?.length === 0) return 0;
+  let total = 0;
+  // Bounded: under a flood of writes a caller (a verify, an export) gets on with what is chained by then.
+  for (let round = 0; round < (options.maxRounds ?? 20); round++) {
+    let query = db.selectFrom('audit_pending').select('chain').distinct();
+    if (options.chains) query = query.where('chain', 'in', options.chains);
+    let full = false;
+    for (const { chain } of await query.execute()) {
+      const chained = await integrateChain(db, chain, batch);
+      total += chained;
+      full ||= chained === batch;
+    }
+    if (!full) break;
+  }
+  return total;
 }
 
 /** A case's events in order. */
@@ -152,78 +245,242 @@ export async function caseTimeline(db: Kysely<Database>, agencyId: string, caseI
   return { events: rows.slice(0, limit).reverse(), truncated: rows.length > limit };
 }
 
+/** Where a chain first fails to check: the position, the event it holds when known, and why. */
 export interface ChainBreak {
-  seq: string;
+  chain: string;
+  position: string;
+  seq: string | null;
   reason: string;
+}
+
+export interface ChainReport {
+  chain: string;
+  /** The position checked from: 0 for the whole chain, else the last checkpoint found whole. */
+  from: string;
+  checked: number;
+  headPosition: string | null;
+  headHash: string;
+  firstBroken: ChainBreak | null;
 }
 
 export interface VerifyReport {
   ok: boolean;
+  /** From the genesis of every chain (and every event accounted for), not from the last checkpoints. */
+  full: boolean;
   checked: number;
-  headSeq: string | null;
-  headHash: string;
+  chains: ChainReport[];
   firstBroken: ChainBreak | null;
-  anchor: { seq: string; hash: string; at: string; matches: boolean } | null;
-}
-
-export interface Anchor {
-  seq: string;
-  hash: string;
-  at: string;
+  /** Events written and not chained yet (the integrator runs every second). */
+  pending: { events: number; oldestWrittenAt: string | null };
+  /** With `full`: events in no chain and not queued for one (a queue line deleted by hand). */
+  unchained: number | null;
+  anchor: { at: string; matches: boolean } | null;
 }
 
 /**
- * Recomputes the whole chain in batches (flat memory): every event's hash from its content and the
- * previous hash, no gap in the sequence, and the last anchor written outside the database still on it.
+ * The heads of the chains written out of the database at a point. Lines written before the per-agency chains
+ * hold the old global chain's head (`seq`, `hash`) instead.
  */
-export async function verifyChain(db: Kysely<Database>, anchor: Anchor | null, batch = 2000): Promise<VerifyReport> {
-  let previous = GENESIS_HASH;
-  let expectedSeq = 1n;
+export interface Anchor {
+  at: string;
+  chains?: Record<string, { position: string; hash: string }>;
+  seq?: string;
+  hash?: string;
+}
+
+/** Every chain's last entry. A skip scan over the primary key: one probe per chain, however long the chains. */
+export async function chainHeads(
+  db: Kysely<Database>,
+): Promise<Array<{ chain: string; position: string; hash: string }>> {
+  const { rows } = await sql<{ chain: string; position: string; hash: string }>`
+    with recursive chains (chain) as (
+      (select chain from audit_chain order by chain limit 1)
+      union all
+      select (select c.chain from audit_chain c where c.chain > chains.chain order by c.chain limit 1)
+        from chains where chains.chain is not null
+    )
+    select chains.chain, head.position, head.hash
+      from chains
+      cross join lateral (
+        select position, hash from audit_chain h where h.chain = chains.chain order by position desc limit 1
+      ) head
+     where chains.chain is not null`.execute(db);
+  return rows;
+}
+
+/** One chain's last entry; none for a chain with no events chained yet. */
+export async function chainHead(db: Kysely<Database>, chain: string) {
+  return db
+    .selectFrom('audit_chain')
+    .select(['position', 'hash'])
+    .where('chain', '=', chain)
+    .orderBy('position', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+}
+
+/** Checks one chain from a start (genesis or a checkpoint) to its head, a batch at a time (flat memory). */
+async function verifyOneChain(
+  db: Kysely<Database>,
+  chain: string,
+  start: { position: string; hash: string },
+  batch: number,
+): Promise<ChainReport> {
+  let previous = start.hash;
+  let expected = BigInt(start.position) + 1n;
   let checked = 0;
   let firstBroken: ChainBreak | null = null;
-  let anchorMatches: boolean | null = anchor ? false : null;
-  let after = 0n;
-  let headSeq: string | null = null;
+  let headPosition: string | null = start.position === '0' ? null : start.position;
+  const broken = (position: string, seq: string | null, reason: string) => {
+    firstBroken ??= { chain, position, seq, reason };
+  };
   for (;;) {
     const rows = await db
-      .selectFrom('audit_events')
-      .selectAll()
-      .where('seq', '>', String(after))
-      .orderBy('seq')
+      .selectFrom('audit_chain as c')
+      .leftJoin('audit_events as e', 'e.seq', 'c.event_seq')
+      .selectAll('e')
+      .select([
+        'c.position as chain_position',
+        'c.event_seq as chain_event_seq',
+        'c.event_hash as chain_event_hash',
+        'c.prev_hash as chain_prev_hash',
+        'c.hash as chain_hash',
+      ])
+      .where('c.chain', '=', chain)
+      .where('c.position', '>=', String(expected))
+      .orderBy('c.position')
       .limit(batch)
       .execute();
     if (rows.length === 0) break;
     for (const row of rows) {
       checked++;
-      const seq = BigInt(row.seq);
-      if (!firstBroken) {
-        if (seq !== expectedSeq)
-          firstBroken = { seq: String(expectedSeq), reason: `event ${expectedSeq} is missing (next is ${seq})` };
-        else if (row.prev_hash !== previous)
-          firstBroken = { seq: row.seq, reason: 'its prev_hash does not match the event before it' };
-        else if (hashEvent(row) !== row.hash)
-          firstBroken = { seq: row.seq, reason: 'its content does not match its hash (altered)' };
+      const position = BigInt(row.chain_position);
+      if (position !== expected) broken(String(expected), null, `entry ${expected} is missing (next is ${position})`);
+      else if (row.chain_prev_hash !== previous) {
+        broken(row.chain_position, row.chain_event_seq, 'its prev_hash does not match the entry before it');
+      } else if (linkHash(previous, row.chain_position, row.chain_event_seq, row.chain_event_hash) !== row.chain_hash) {
+        broken(row.chain_position, row.chain_event_seq, 'its hash does not match its link (altered)');
+      } else if (row.seq === null) {
+        broken(row.chain_position, row.chain_event_seq, `its event ${row.chain_event_seq} is gone (deleted)`);
+      } else if (row.hash !== row.chain_event_hash || hashEvent(row as AuditEventRow) !== row.hash) {
+        broken(row.chain_position, row.chain_event_seq, 'its event does not match its hash (altered)');
       }
-      if (anchor && row.seq === anchor.seq) anchorMatches = row.hash === anchor.hash;
-      previous = row.hash;
-      expectedSeq = seq + 1n;
-      headSeq = row.seq;
+      previous = row.chain_hash;
+      expected = position + 1n;
+      headPosition = row.chain_position;
     }
-    after = BigInt(rows.at(-1)!.seq);
   }
-  if (!firstBroken && anchor && !anchorMatches) {
-    firstBroken = {
-      seq: anchor.seq,
-      reason: 'the chain no longer holds the head written out of the database at that point (rewritten)',
-    };
+  return { chain, from: start.position, checked, headPosition, headHash: previous, firstBroken };
+}
+
+/**
+ * Recomputes the chains (every one, or an agency's): each entry's link from the one before it, each event's digest
+ * from its content, no gap in positions, and the heads last written out of the database still on them. From the
+ * last checkpoint of each chain unless `full`; a chain found whole gets a new checkpoint at its head. What was
+ * checked before a checkpoint is covered by the anchors from then on, and by a full verify (`npm run audit --
+ * verify --full`, and the reconcile once a day).
+ */
+export async function verifyChain(
+  db: Kysely<Database>,
+  anchor: Anchor | null,
+  options: { chains?: readonly string[]; full?: boolean; batch?: number } = {},
+): Promise<VerifyReport> {
+  const batch = options.batch ?? 2_000;
+  const full = options.full ?? false;
+  const names = options.chains ?? (await chainHeads(db)).map((h) => h.chain);
+  const chains: ChainReport[] = [];
+  for (const chain of names) {
+    const checkpoint = full
+      ? undefined
+      : await db
+          .selectFrom('audit_checkpoints')
+          .select(['position', 'hash'])
+          .where('chain', '=', chain)
+          .orderBy('position', 'desc')
+          .limit(1)
+          .executeTakeFirst();
+    const report = await verifyOneChain(db, chain, checkpoint ?? { position: '0', hash: GENESIS_HASH }, batch);
+    if (!report.firstBroken && report.headPosition && report.headPosition !== checkpoint?.position) {
+      await db
+        .insertInto('audit_checkpoints')
+        .values({ chain, position: report.headPosition, hash: report.headHash })
+        .onConflict((oc) => oc.columns(['chain', 'position']).doNothing())
+        .execute();
+    }
+    chains.push(report);
+  }
+
+  let firstBroken = chains.find((c) => c.firstBroken)?.firstBroken ?? null;
+  let anchorMatches: boolean | null = null;
+  if (anchor?.chains) {
+    anchorMatches = true;
+    for (const [chain, head] of Object.entries(anchor.chains)) {
+      if (options.chains && !options.chains.includes(chain)) continue;
+      const entry = await db
+        .selectFrom('audit_chain')
+        .select('hash')
+        .where('chain', '=', chain)
+        .where('position', '=', head.position)
+        .executeTakeFirst();
+      if (entry?.hash !== head.hash) {
+        anchorMatches = false;
+        firstBroken ??= {
+          chain,
+          position: head.position,
+          seq: null,
+          reason: 'the chain no longer holds the head written out of the database at that point (rewritten)',
+        };
+      }
+    }
+  } else if (anchor?.seq && !options.chains) {
+    // A head of the old global chain: the event it named must still have that hash.
+    const event = await db.selectFrom('audit_events').select('hash').where('seq', '=', anchor.seq).executeTakeFirst();
+    anchorMatches = event?.hash === anchor.hash;
+    if (!anchorMatches) {
+      firstBroken ??= {
+        chain: '',
+        position: '0',
+        seq: anchor.seq,
+        reason: 'the event at the head written out of the database has another hash (rewritten)',
+      };
+    }
+  }
+
+  let pendingQuery = db
+    .selectFrom('audit_pending')
+    .select((eb) => [eb.fn.countAll<string>().as('n'), eb.fn.min('written_at').as('oldest')]);
+  if (options.chains) pendingQuery = pendingQuery.where('chain', 'in', options.chains);
+  const pending = await pendingQuery.executeTakeFirstOrThrow();
+  let unchained: number | null = null;
+  if (full) {
+    let query = db
+      .selectFrom('audit_events as e')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where((eb) =>
+        eb.not(
+          eb.exists(eb.selectFrom('audit_chain as c').select('c.event_seq').whereRef('c.event_seq', '=', 'e.seq')),
+        ),
+      )
+      .where((eb) =>
+        eb.not(
+          eb.exists(eb.selectFrom('audit_pending as p').select('p.event_seq').whereRef('p.event_seq', '=', 'e.seq')),
+        ),
+      );
+    if (options.chains) query = query.where(sql<string>`coalesce(e.agency_id, '')`, 'in', options.chains);
+    unchained = Number((await query.executeTakeFirstOrThrow()).n);
   }
   return {
-    ok: firstBroken === null,
-    checked,
-    headSeq,
-    headHash: previous,
+    ok: firstBroken === null && !unchained,
+    full,
+    checked: chains.reduce((sum, c) => sum + c.checked, 0),
+    chains,
     firstBroken,
-    anchor: anchor ? { ...anchor, matches: anchorMatches === true } : null,
+    pending: {
+      events: Number(pending.n),
+      oldestWrittenAt: pending.oldest ? new Date(pending.oldest).toISOString() : null,
+    },
+    unchained,
+    anchor: anchor && anchorMatches !== null ? { at: anchor.at, matches: anchorMatches } : null,
   };
 }
 
@@ -234,62 +491,101 @@ export interface AuditFilter {
   action?: string;
   from?: Date;
   to?: Date;
-  /** Only this agency's events. */
+  /** Only this agency's events: its chain. */
   agencyId: string;
-  /** The head when the export began: later events are not part of it. */
-  upToSeq: string;
+  /** The chain's head when the export began: later events are not part of it. */
+  upToPosition: string;
 }
 
 function filtered(db: Kysely<Database>, filter: AuditFilter) {
-  let query = db.selectFrom('audit_events').where('seq', '<=', filter.upToSeq).where('agency_id', '=', filter.agencyId);
-  if (filter.caseId) query = query.where('case_id', '=', filter.caseId);
-  if (filter.clientId) query = query.where('client_id', '=', filter.clientId);
-  if (filter.actorId) query = query.where('actor_id', '=', filter.actorId);
-  if (filter.action) query = query.where('action', '=', filter.action);
-  if (filter.from) query = query.where('occurred_at', '>=', filter.from);
-  if (filter.to) query = query.where('occurred_at', '<', filter.to);
+  let query = db
+    .selectFrom('audit_chain as c')
+    .innerJoin('audit_events as e', 'e.seq', 'c.event_seq')
+    .where('c.chain', '=', filter.agencyId)
+    .where('c.position', '<=', filter.upToPosition);
+  if (filter.caseId) query = query.where('e.case_id', '=', filter.caseId);
+  if (filter.clientId) query = query.where('e.client_id', '=', filter.clientId);
+  if (filter.actorId) query = query.where('e.actor_id', '=', filter.actorId);
+  if (filter.action) query = query.where('e.action', '=', filter.action);
+  if (filter.from) query = query.where('e.occurred_at', '>=', filter.from);
+  if (filter.to) query = query.where('e.occurred_at', '<', filter.to);
   return query;
 }
 
 export async function summarize(db: Kysely<Database>, filter: AuditFilter) {
   return filtered(db, filter)
-    .select((eb) => [eb.fn.countAll<string>().as('count'), eb.fn.min('seq').as('first'), eb.fn.max('seq').as('last')])
+    .select((eb) => [
+      eb.fn.countAll<string>().as('count'),
+      eb.fn.min('c.position').as('first'),
+      eb.fn.max('c.position').as('last'),
+    ])
     .executeTakeFirstOrThrow();
 }
 
-/** The filtered events in order, a batch at a time, so a year of them streams with flat memory. */
+/** An exported event: the event, and its entry in the agency's chain, so the export checks on its own. */
+export type ExportedEvent = AuditEventRow & {
+  chain_position: string;
+  chain_prev_hash: string;
+  chain_hash: string;
+};
+
+/** The filtered events in chain order, a batch at a time, so a year of them streams with flat memory. */
 export async function* eventBatches(
   db: Kysely<Database>,
   filter: AuditFilter,
   batch = 1000,
-): AsyncGenerator<AuditEventRow[]> {
+): AsyncGenerator<ExportedEvent[]> {
   let after = '0';
   for (;;) {
-    const rows = await filtered(db, filter).selectAll().where('seq', '>', after).orderBy('seq').limit(batch).execute();
+    const rows = await filtered(db, filter)
+      .selectAll('e')
+      .select(['c.position as chain_position', 'c.prev_hash as chain_prev_hash', 'c.hash as chain_hash'])
+      .where('c.position', '>', after)
+      .orderBy('c.position')
+      .limit(batch)
+      .execute();
     if (rows.length === 0) return;
     yield rows;
-    after = rows.at(-1)!.seq;
+    after = rows.at(-1)!.chain_position;
   }
 }
 
-export async function chainHead(db: Kysely<Database>): Promise<{ seq: string; hash: string } | undefined> {
-  return db.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
-}
-
-/** How many of one agency's events the chain holds up to a point. */
-export async function agencyEventCount(
-  db: Kysely<Database>,
-  agencyId: string,
-  upToSeq: string | null,
-): Promise<number> {
-  if (!upToSeq) return 0;
-  const row = await db
-    .selectFrom('audit_events')
-    .select((eb) => eb.fn.countAll<string>().as('n'))
-    .where('agency_id', '=', agencyId)
-    .where('seq', '<=', upToSeq)
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
+/**
+ * Checks an export on its own, with nothing but its rows: each event's digest from its content, each link from
+ * the one before it, and no position skipped between two rows that follow each other. A filtered export checks
+ * row by row; a whole one, end to end.
+ */
+export function verifyExportedEvents(rows: Iterable<ExportedEvent>): {
+  ok: boolean;
+  checked: number;
+  gaps: number;
+  firstBroken: { position: string; reason: string } | null;
+} {
+  let checked = 0;
+  let gaps = 0;
+  let last: { position: bigint; hash: string } | null = null;
+  for (const row of rows) {
+    checked++;
+    const position = BigInt(row.chain_position);
+    const fail = (reason: string) => ({
+      ok: false,
+      checked,
+      gaps,
+      firstBroken: { position: row.chain_position, reason },
+    });
+    if (hashEvent(row) !== row.hash) return fail('the event does not match its hash (altered)');
+    if (linkHash(row.chain_prev_hash, row.chain_position, String(row.seq), row.hash) !== row.chain_hash) {
+      return fail('its link does not match its hash (altered)');
+    }
+    if (position === 1n && row.chain_prev_hash !== GENESIS_HASH)
+      return fail('the first entry does not start at genesis');
+    if (last && position === last.position + 1n && row.chain_prev_hash !== last.hash) {
+      return fail('its prev_hash does not match the entry before it');
+    }
+    if (last && position !== last.position + 1n) gaps++;
+    last = { position, hash: row.chain_hash };
+  }
+  return { ok: true, checked, gaps, firstBroken: null };
 }
 
 /** What was disclosed about one client of an agency since a date, with the consent behind each (42 CFR Part 2 §2.25). */

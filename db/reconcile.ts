@@ -104,11 +104,6 @@ export async function duplicatedAuditEvents(db: Kysely<Database>) {
   return rows.map((r) => ({ ...r, n: Number(r.n) }));
 }
 
-export async function auditEventAgency(db: Kysely<Database>, seq: string): Promise<string | null> {
-  const row = await db.selectFrom('audit_events').select('agency_id').where('seq', '=', seq).executeTakeFirst();
-  return row?.agency_id ?? null;
-}
-
 /** Messages neither delivered nor settled otherwise (dead, withheld, batched) that were queued before `before`. */
 export async function undeliveredMessages(db: Kysely<Database>, before: Date) {
   return db

@@ -33,6 +33,12 @@ const APPEND_ONLY: readonly Privilege[] = ['select', 'insert'];
 const SERVICE_PRIVILEGES: Record<keyof Database, readonly Privilege[]> = {
   // The record of everything: kept at least six years, never changed (its trigger refuses the owner too).
   audit_events: APPEND_ONLY,
+  // The chains over it: appended by the integrator, guarded by the same trigger.
+  audit_chain: APPEND_ONLY,
+  // A queue, not the record: the integrator deletes what it has chained (a line deleted by hand leaves its event
+  // in no chain, which a full verify reports).
+  audit_pending: ['select', 'insert', 'delete'],
+  audit_checkpoints: APPEND_ONLY,
   cases: READ_WRITE,
   agency_policies: READ_WRITE,
   referrals: READ_WRITE,
@@ -180,24 +186,29 @@ export async function serviceRoleProblems(db: Kysely<any>): Promise<{ role: stri
     role: string;
     superuser: boolean;
     createrole: boolean;
+    table: string;
     table_missing: boolean;
     owns_table: boolean;
     may_change: boolean;
   }>`
-    select r.rolname as role, r.rolsuper as superuser, r.rolcreaterole as createrole,
+    select r.rolname as role, r.rolsuper as superuser, r.rolcreaterole as createrole, t.name as table,
            a.oid is null as table_missing,
            coalesce(pg_has_role(r.oid, a.relowner, 'MEMBER'), false) as owns_table,
            coalesce(has_table_privilege(r.oid, a.oid, 'UPDATE, DELETE, TRUNCATE, TRIGGER'), false) as may_change
-      from pg_roles r left join pg_class a on a.oid = to_regclass('public.audit_events')
+      from pg_roles r
+      cross join (values ('audit_events'), ('audit_chain')) as t (name)
+      left join pg_class a on a.oid = to_regclass('public.' || t.name)
      where r.rolname = current_user`.execute(db);
   const found = rows[0];
   if (!found) return { role: '?', problems: ['it is not in pg_roles'] };
   const problems: string[] = [];
   if (found.superuser) problems.push('it is a superuser');
   if (found.createrole) problems.push('it may create roles');
-  if (found.table_missing) problems.push('audit_events does not exist yet (run the migrations first)');
-  if (found.owns_table) problems.push('it owns audit_events (or is a member of its owner)');
-  else if (found.may_change) problems.push('it may update, delete or truncate audit_events');
+  for (const row of rows) {
+    if (row.table_missing) problems.push(`${row.table} does not exist yet (run the migrations first)`);
+    else if (row.owns_table) problems.push(`it owns ${row.table} (or is a member of its owner)`);
+    else if (row.may_change) problems.push(`it may update, delete or truncate ${row.table}`);
+  }
   return { role: found.role, problems };
 }
 

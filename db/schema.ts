@@ -165,7 +165,8 @@ export interface MailBatchItemsTable {
 export type AuditOutcome = 'done' | 'refused' | 'failed';
 
 export interface AuditEventsTable {
-  seq: ColumnType<string, string | number | bigint, never>;
+  /** From a sequence: unique, but not the order events commit in (the chain's position is). */
+  seq: ColumnType<string, string | number | bigint | undefined, never>;
   event_key: string;
   occurred_at: ColumnType<Date, Date, never>;
   actor_id: string;
@@ -181,14 +182,46 @@ export interface AuditEventsTable {
   activity_id: string | null;
   before: Json;
   after: Json;
-  prev_hash: string;
+  /** Events written before the per-agency chains: the hash of the event before it in the old global chain. */
+  prev_hash: string | null;
+  /** The event's own digest (hashEvent). */
   hash: string;
   agency_id: ColumnType<string | null, string | null | undefined, never>;
+}
+
+/** An agency's chain: one entry per event, each hash over the one before it (db/audit.ts, linkHash). */
+export interface AuditChainTable {
+  /** The agency's id; '' for the service's own events, which belong to no agency. */
+  chain: string;
+  position: ColumnType<string, string | number | bigint, never>;
+  event_seq: ColumnType<string, string | number | bigint, never>;
+  event_hash: string;
+  prev_hash: string;
+  hash: string;
+  integrated_at: Generated<Date>;
+}
+
+/** Events written and not yet chained. */
+export interface AuditPendingTable {
+  event_seq: ColumnType<string, string | number | bigint, never>;
+  chain: string;
+  written_at: Generated<Date>;
+}
+
+/** Where an incremental verify of a chain starts: a position found whole, and its hash. */
+export interface AuditCheckpointsTable {
+  chain: string;
+  position: ColumnType<string, string | number | bigint, never>;
+  hash: string;
+  verified_at: Generated<Date>;
 }
 
 export interface Database {
   cases: CasesTable;
   audit_events: AuditEventsTable;
+  audit_chain: AuditChainTable;
+  audit_pending: AuditPendingTable;
+  audit_checkpoints: AuditCheckpointsTable;
   agency_policies: AgencyPoliciesTable;
   referrals: ReferralsTable;
   consents: ConsentsTable;

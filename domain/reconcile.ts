@@ -47,6 +47,8 @@ export interface ReconcileOptions {
   openingWindowMs?: number;
   /** How old an undelivered message may be (default: the sender's whole retry window). */
   outboxWindowMs?: number;
+  /** Verify every audit chain from its genesis (default: only in the 03:00 UTC hour; else from the checkpoints). */
+  fullAuditVerify?: boolean;
 }
 
 export interface ReconcileSummary {

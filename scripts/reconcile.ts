@@ -5,17 +5,19 @@ import { openDatabase } from '../db/database';
 import { DRIFT_CHECKS, DRIFT_LABELS } from '../domain/reconcile';
 import { openTemporalClient, temporalTarget } from '../temporal';
 
-const USAGE = 'usage: DATABASE_URL=… TEMPORAL_ADDRESS=… npm run reconcile [-- --json] [--settle-minutes N]\n';
+const USAGE =
+  'usage: DATABASE_URL=… TEMPORAL_ADDRESS=… npm run reconcile [-- --json] [--settle-minutes N] [--full-audit]\n';
 
 /**
  * `npm run reconcile`: compares Temporal with PostgreSQL, the same checks as the scheduled reconcile, and prints
- * the drift (ids, statuses and counts only). Exit code 0 when clean, 1 on drift, 2 when it could not run.
+ * the drift (ids, statuses and counts only). `--full-audit` checks the audit chains from their genesis. Exit code 0 when clean, 1 on drift, 2 when it could not run.
  */
 async function main(argv: string[]): Promise<number> {
   const json = argv.includes('--json');
   const settleAt = argv.indexOf('--settle-minutes');
   const settleMinutes = settleAt >= 0 ? Number(argv[settleAt + 1]) : undefined;
-  const known = new Set(['--json', ...(settleAt >= 0 ? ['--settle-minutes', argv[settleAt + 1]] : [])]);
+  const fullAudit = argv.includes('--full-audit');
+  const known = new Set(['--json', '--full-audit', ...(settleAt >= 0 ? ['--settle-minutes', argv[settleAt + 1]] : [])]);
   if (argv.some((a) => !known.has(a)) || (settleMinutes !== undefined && !(settleMinutes >= 0))) {
     process.stderr.write(USAGE);
     return 2;
@@ -28,7 +30,11 @@ async function main(argv: string[]): Promise<number> {
   try {
     const report = await reconcile(
       { db: database.db, temporal: temporal.client, auditAnchorFile: auditAnchorFile(config) },
-      settleMinutes === undefined ? {} : { settleMs: settleMinutes * 60_000 },
+      {
+        ...(settleMinutes === undefined ? {} : { settleMs: settleMinutes * 60_000 }),
+        // Every audit chain from its genesis, not from the last checkpoints.
+        ...(fullAudit ? { fullAuditVerify: true } : {}),
+      },
     );
     if (json) {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

@@ -1,11 +1,21 @@
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { sql } from 'kysely';
 import { lastAnchor, writeAnchor } from '../db/anchors';
-import { GENESIS_HASH, appendAuditEvent, hashEvent, verifyChain } from '../db/audit';
+import {
+  type ExportedEvent,
+  GENESIS_HASH,
+  appendAuditEvent,
+  hashEvent,
+  integrateAuditChains,
+  linkHash,
+  verifyChain,
+  verifyExportedEvents,
+} from '../db/audit';
 import { type DatabaseHandle, openDatabase } from '../db/database';
 import { COUNSELOR, CaseDriver, DIRECTOR, STAFF, today } from './support/cases';
 import { freshDatabase } from './support/isolated';
@@ -13,21 +23,28 @@ import { type TestStack, eventually, startStack } from './support/stack';
 
 const COMPLIANCE = { id: 'compliance-1', role: 'compliance' as const };
 
+const CHAIN = 'agency-tamper';
+
+/** Event number i of the scratch chain's agency. */
+async function appendTo(handle: DatabaseHandle, i: number) {
+  return handle.db.transaction().execute((trx) =>
+    appendAuditEvent(trx, {
+      eventKey: `e${i}`,
+      agencyId: CHAIN,
+      actor: { id: 'staff-1', role: 'staff' },
+      action: 'test.event',
+      outcome: 'done',
+      after: { i },
+    }),
+  );
+}
+
 /** A database of its own, so tampering here cannot disturb the other test files; in a superuser's hands. */
 async function scratchChain(events: number): Promise<{ handle: DatabaseHandle; drop: () => Promise<void> }> {
   const database = await freshDatabase(`tamper_${randomUUID().replace(/-/g, '').slice(0, 12)}`);
   const handle = openDatabase(database.superuserUrl);
-  for (let i = 1; i <= events; i++) {
-    await handle.db.transaction().execute((trx) =>
-      appendAuditEvent(trx, {
-        eventKey: `e${i}`,
-        actor: { id: 'staff-1', role: 'staff' },
-        action: 'test.event',
-        outcome: 'done',
-        after: { i },
-      }),
-    );
-  }
+  for (let i = 1; i <= events; i++) await appendTo(handle, i);
+  await integrateAuditChains(handle.db);
   return {
     handle,
     drop: async () => {
@@ -37,7 +54,7 @@ async function scratchChain(events: number): Promise<{ handle: DatabaseHandle; d
   };
 }
 
-/** As a superuser could: with triggers off for this session only. */
+/** As a superuser could: with triggers (the guard and the foreign keys) off for this session only. */
 async function asSuperuser(handle: DatabaseHandle, statement: ReturnType<typeof sql>): Promise<void> {
   await handle.db.connection().execute(async (conn) => {
     await sql`set session_replication_role = replica`.execute(conn);
@@ -46,46 +63,80 @@ async function asSuperuser(handle: DatabaseHandle, statement: ReturnType<typeof 
   });
 }
 
+/** The seq of the event at a position of the scratch chain. */
+async function seqAt(handle: DatabaseHandle, position: number): Promise<string> {
+  const entry = await handle.db
+    .selectFrom('audit_chain')
+    .select('event_seq')
+    .where('chain', '=', CHAIN)
+    .where('position', '=', String(position))
+    .executeTakeFirstOrThrow();
+  return entry.event_seq;
+}
+
 describe('tamper evidence', () => {
   test('when nothing was touched, then verify walks the whole chain and finds it whole', async () => {
     const { handle, drop } = await scratchChain(10);
     try {
-      const report = await verifyChain(handle.db, null, 3);
-      expect(report).toMatchObject({ ok: true, checked: 10, headSeq: '10', firstBroken: null });
+      const report = await verifyChain(handle.db, null, { batch: 3, full: true });
+      expect(report).toMatchObject({ ok: true, checked: 10, firstBroken: null, unchained: 0 });
+      expect(report.chains).toEqual([expect.objectContaining({ chain: CHAIN, from: '0', headPosition: '10' })]);
     } finally {
       await drop();
     }
   });
 
-  test('when a row is altered, deleted or inserted by hand, then verify names the first broken link', async () => {
+  test('when an event is altered or deleted, or a chain entry deleted or inserted, by hand, then verify names the first broken entry', async () => {
     const altered = await scratchChain(10);
-    const deleted = await scratchChain(10);
+    const deletedEvent = await scratchChain(10);
+    const deletedEntry = await scratchChain(10);
     const inserted = await scratchChain(10);
     try {
-      await asSuperuser(altered.handle, sql`update audit_events set actor_id = 'someone-else' where seq = 5`);
-      expect((await verifyChain(altered.handle.db, null)).firstBroken).toEqual({
-        seq: '5',
+      const fifth = await seqAt(altered.handle, 5);
+      await asSuperuser(altered.handle, sql`update audit_events set actor_id = 'someone-else' where seq = ${fifth}`);
+      expect((await verifyChain(altered.handle.db, null, { full: true })).firstBroken).toEqual({
+        chain: CHAIN,
+        position: '5',
+        seq: fifth,
         reason: expect.stringMatching(/altered/),
       });
 
-      await asSuperuser(deleted.handle, sql`delete from audit_events where seq = 4`);
-      expect((await verifyChain(deleted.handle.db, null)).firstBroken).toEqual({
-        seq: '4',
+      const fourth = await seqAt(deletedEvent.handle, 4);
+      await asSuperuser(deletedEvent.handle, sql`delete from audit_events where seq = ${fourth}`);
+      expect((await verifyChain(deletedEvent.handle.db, null, { full: true })).firstBroken).toEqual({
+        chain: CHAIN,
+        position: '4',
+        seq: fourth,
+        reason: expect.stringMatching(/gone/),
+      });
+
+      await asSuperuser(deletedEntry.handle, sql`delete from audit_chain where position = 4`);
+      expect((await verifyChain(deletedEntry.handle.db, null, { full: true })).firstBroken).toMatchObject({
+        position: '4',
         reason: expect.stringMatching(/missing/),
       });
 
       await asSuperuser(
         inserted.handle,
         sql`
-        insert into audit_events (seq, event_key, occurred_at, actor_id, actor_role, action, outcome, prev_hash, hash)
-        values (11, 'forged', now(), 'intruder', 'admin', 'case.closed', 'done', ${'f'.repeat(64)}, ${'0'.repeat(64)})`,
+        insert into audit_events (event_key, occurred_at, actor_id, actor_role, action, outcome, hash, agency_id)
+        values ('forged', now(), 'intruder', 'admin', 'case.closed', 'done', ${'0'.repeat(64)}, ${CHAIN})`,
       );
-      expect((await verifyChain(inserted.handle.db, null)).firstBroken).toEqual({
-        seq: '11',
+      // An event slipped in beside the queue is in no chain: a full verify counts it.
+      const unqueued = await verifyChain(inserted.handle.db, null, { full: true });
+      expect(unqueued).toMatchObject({ ok: false, unchained: 1 });
+      await asSuperuser(
+        inserted.handle,
+        sql`
+        insert into audit_chain (chain, position, event_seq, event_hash, prev_hash, hash)
+        select ${CHAIN}, 11, seq, hash, ${'f'.repeat(64)}, ${'0'.repeat(64)} from audit_events where event_key = 'forged'`,
+      );
+      expect((await verifyChain(inserted.handle.db, null, { full: true })).firstBroken).toMatchObject({
+        position: '11',
         reason: expect.stringMatching(/prev_hash/),
       });
     } finally {
-      await Promise.all([altered.drop(), deleted.drop(), inserted.drop()]);
+      await Promise.all([altered.drop(), deletedEvent.drop(), deletedEntry.drop(), inserted.drop()]);
     }
   });
 
@@ -94,23 +145,64 @@ describe('tamper evidence', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'anchor-')), 'anchors.ndjson');
     try {
       await writeAnchor(handle.db, file);
-      expect(lastAnchor(file)).toMatchObject({ seq: '8' });
-      // Rewrite event 3 and re-hash everything after it: the chain is internally consistent again.
-      await asSuperuser(handle, sql`update audit_events set outcome_reason = 'rewritten' where seq = 3`);
-      const rows = await handle.db.selectFrom('audit_events').selectAll().orderBy('seq').execute();
+      expect(lastAnchor(file)?.chains?.[CHAIN]).toMatchObject({ position: '8' });
+      // Rewrite event 3, then its digest and every link from it on: the chain is internally consistent again.
+      const third = await seqAt(handle, 3);
+      await asSuperuser(handle, sql`update audit_events set outcome_reason = 'rewritten' where seq = ${third}`);
+      const event = await handle.db
+        .selectFrom('audit_events')
+        .selectAll()
+        .where('seq', '=', third)
+        .executeTakeFirstOrThrow();
+      await asSuperuser(handle, sql`update audit_events set hash = ${hashEvent(event)} where seq = ${third}`);
+      const entries = await handle.db
+        .selectFrom('audit_chain as c')
+        .innerJoin('audit_events as e', 'e.seq', 'c.event_seq')
+        .select(['c.position', 'c.event_seq', 'e.hash'])
+        .where('c.chain', '=', CHAIN)
+        .orderBy('c.position')
+        .execute();
       let previous = GENESIS_HASH;
-      for (const row of rows) {
-        const hash = hashEvent({ ...row, prev_hash: previous });
+      for (const entry of entries) {
+        const hash = linkHash(previous, entry.position, entry.event_seq, entry.hash);
         await asSuperuser(
           handle,
-          sql`update audit_events set prev_hash = ${previous}, hash = ${hash} where seq = ${row.seq}`,
+          sql`update audit_chain set prev_hash = ${previous}, event_hash = ${entry.hash}, hash = ${hash}
+              where chain = ${CHAIN} and position = ${entry.position}`,
         );
         previous = hash;
       }
-      expect((await verifyChain(handle.db, null)).ok).toBe(true);
+      expect((await verifyChain(handle.db, null, { full: true })).ok).toBe(true);
       const report = await verifyChain(handle.db, lastAnchor(file));
       expect(report.ok).toBe(false);
-      expect(report.firstBroken).toEqual({ seq: '8', reason: expect.stringMatching(/rewritten/) });
+      expect(report.firstBroken).toMatchObject({
+        chain: CHAIN,
+        position: '8',
+        reason: expect.stringMatching(/rewritten/),
+      });
+    } finally {
+      await drop();
+    }
+  });
+
+  test('when verify runs again, then it starts from the checkpoint it left and checks only what was chained since; a full verify still finds an event altered before the checkpoint', async () => {
+    const { handle, drop } = await scratchChain(6);
+    try {
+      expect((await verifyChain(handle.db, null)).chains[0]).toMatchObject({ from: '0', checked: 6 });
+      for (let i = 7; i <= 9; i++) await appendTo(handle, i);
+      expect((await verifyChain(handle.db, null)).pending.events).toBe(3);
+      await integrateAuditChains(handle.db);
+      const again = await verifyChain(handle.db, null);
+      expect(again).toMatchObject({ ok: true, checked: 3, pending: { events: 0 } });
+      expect(again.chains[0]).toMatchObject({ from: '6', headPosition: '9' });
+
+      const second = await seqAt(handle, 2);
+      await asSuperuser(handle, sql`update audit_events set actor_id = 'someone-else' where seq = ${second}`);
+      expect((await verifyChain(handle.db, null)).ok).toBe(true);
+      expect((await verifyChain(handle.db, null, { full: true })).firstBroken).toMatchObject({
+        position: '2',
+        reason: expect.stringMatching(/altered/),
+      });
     } finally {
       await drop();
     }
@@ -167,8 +259,15 @@ describe('the trail for compliance', () => {
     expect(manifest).toMatchObject({ filter: { caseId: c.caseId }, exportedBy: COMPLIANCE });
     const events = lines.slice(1);
     expect(events).toHaveLength(manifest.count);
-    expect(events[0].seq).toBe(manifest.firstSeq);
-    expect(events.at(-1).seq).toBe(manifest.lastSeq);
+    expect(events[0].chain_position).toBe(manifest.firstPosition);
+    expect(events.at(-1).chain_position).toBe(manifest.lastPosition);
+    // The export checks on its own: every digest and link, with nothing but its rows.
+    expect(verifyExportedEvents(events as ExportedEvent[])).toMatchObject({ ok: true, checked: events.length });
+    const forged = events.map((e: ExportedEvent, i: number) => (i === 1 ? { ...e, actor_id: 'someone-else' } : e));
+    expect(verifyExportedEvents(forged)).toMatchObject({
+      ok: false,
+      firstBroken: { reason: expect.stringMatching(/altered/) },
+    });
     const actions = events.map((e: { action: string }) => e.action);
     expect(actions).toEqual(
       expect.arrayContaining([
@@ -181,6 +280,25 @@ describe('the trail for compliance', () => {
         'case.viewed.details',
       ]),
     );
+
+    // The same from the command line, on the file as downloaded; one character changed and it no longer checks.
+    const dir = mkdtempSync(join(tmpdir(), 'export-'));
+    const exported = lines.map((l) => JSON.stringify(l)).join('\n');
+    writeFileSync(join(dir, 'whole.ndjson'), exported);
+    writeFileSync(
+      join(dir, 'forged.ndjson'),
+      exported.replace('"action":"decision.approved"', '"action":"decision.rejected"'),
+    );
+    const check = (file: string) =>
+      spawnSync(
+        join(__dirname, '..', 'node_modules', '.bin', 'tsx'),
+        [join(__dirname, '..', 'scripts', 'audit.ts'), 'verify-export', join(dir, file)],
+        {
+          encoding: 'utf8',
+        },
+      );
+    expect(check('whole.ndjson')).toMatchObject({ status: 0 });
+    expect(check('forged.ndjson')).toMatchObject({ status: 1, stdout: expect.stringMatching(/altered/) });
 
     const csv = await stack.request<string>('GET', `/v1/audit?caseId=${c.caseId}&format=csv`, { actor: COMPLIANCE });
     expect(csv.headers.get('content-type')).toMatch(/text\/csv/);
@@ -217,15 +335,24 @@ describe('the trail for compliance', () => {
       .where('actor_id', '=', COMPLIANCE.id)
       .execute();
     expect(exports.map((e) => e.agency_id)).toContain('agency-elsewhere');
-    const strangerVerify = await stack.request('GET', '/v1/audit/verify', { actor: stranger });
+    // The stranger's verify walks the stranger's own chain: its length is the number of the stranger's events.
+    const strangerVerify = await stack.request('GET', '/v1/audit/verify?full=true', { actor: stranger });
     const own = await stack.db
-      .selectFrom('audit_events')
+      .selectFrom('audit_chain')
       .select((eb) => eb.fn.countAll<string>().as('n'))
-      .where('agency_id', '=', 'agency-elsewhere')
-      .where('seq', '<=', strangerVerify.body.headSeq)
+      .where('chain', '=', 'agency-elsewhere')
+      .where('position', '<=', strangerVerify.body.headPosition)
       .executeTakeFirstOrThrow();
+    expect(strangerVerify.body).toMatchObject({ ok: true, full: true, from: '0' });
     expect(strangerVerify.body.checked).toBe(Number(own.n));
-    expect(strangerVerify.body).not.toHaveProperty('headHash');
+    const theirs = await stack.db
+      .selectFrom('audit_chain as c')
+      .innerJoin('audit_events as e', 'e.seq', 'c.event_seq')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('c.chain', '=', 'agency-elsewhere')
+      .where('e.agency_id', 'is distinct from', 'agency-elsewhere')
+      .executeTakeFirstOrThrow();
+    expect(Number(theirs.n)).toBe(0);
 
     const accounting = await stack.request('GET', `/v1/clients/${(await c.view()).clientId}/disclosures`, {
       actor: COMPLIANCE,

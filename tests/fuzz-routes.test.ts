@@ -24,7 +24,14 @@ import { type TestActor, listen, tokenFor } from './support/stack';
 const AGENCY = 'agency-fuzz';
 const ROLES: Role[] = ['staff', 'counselor', 'clinical_director', 'compliance', 'admin'];
 const ACTORS: TestActor[] = ROLES.map((role) => ({ id: `fuzz-${role}`, role, agencyId: AGENCY }));
-const WRITABLE = new Set(['audit_events', 'idempotency_keys', 'rate_limit_windows']);
+const WRITABLE = new Set([
+  'audit_events',
+  'audit_pending',
+  'audit_chain',
+  'audit_checkpoints',
+  'idempotency_keys',
+  'rate_limit_windows',
+]);
 // Made before the fuzzing and never a fuzzed path parameter: a token for a seeded user would be a real write.
 const SEEDED = 'seed-1';
 const REQUEST_TIMEOUT_MS = 10_000;

@@ -1,13 +1,14 @@
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { sql } from 'kysely';
-import { appendAuditEvent, verifyChain } from '../db/audit';
+import { appendAuditEvent, integrateAuditChains, verifyChain } from '../db/audit';
 import { type DatabaseHandle, openDatabase } from '../db/database';
 import { migrateDatabase } from '../db/migrate';
 import { freePort } from '../scripts/dev-services';
 import { CaseDriver } from './support/cases';
 import { TEST_DIR, testContext } from './support/context';
 import { startApiProcess } from './support/oidc';
+import { TEST_PAYLOAD_KEYS } from './support/payload-keys';
 import { type TestStack, startStack } from './support/stack';
 
 /*
@@ -23,7 +24,7 @@ let service: DatabaseHandle;
 let owner: DatabaseHandle;
 let ownerRole: string;
 /** The trail as it stood before the attempts: other files append meanwhile, so only these rows are compared. */
-let headSeq: string;
+let trailSeqs: string[];
 let contentsBefore: string;
 
 class Allowed extends Error {}
@@ -41,12 +42,12 @@ async function attempt(statement: string): Promise<string> {
   return 'allowed';
 }
 
-async function trailUpTo(seq: string): Promise<string> {
-  const { rows } = await sql<{ md5: string }>`
-    select md5(string_agg(e::text, E'\n' order by e.seq)) as md5 from audit_events e where e.seq <= ${seq}`.execute(
-    owner.db,
-  );
-  return rows[0]!.md5;
+/** The events as they stand, by seq (a list taken once: seqs come from a sequence, not in commit order). */
+async function trailOf(seqs: string[]): Promise<string> {
+  const { rows } = await sql<{ md5: string; n: number }>`
+    select md5(string_agg(e::text, E'\n' order by e.seq)) as md5, count(*)::int as n
+      from audit_events e where e.seq = any(${seqs}::bigint[])`.execute(owner.db);
+  return `${rows[0]!.n}:${rows[0]!.md5}`;
 }
 
 beforeAll(async () => {
@@ -63,8 +64,12 @@ beforeAll(async () => {
       after: { note: 'the row every attempt aims at' },
     }),
   );
-  headSeq = appended.seq;
-  contentsBefore = await trailUpTo(headSeq);
+  await integrateAuditChains(service.db);
+  const { rows } = await sql<{ seq: string }>`select seq::text from audit_events where seq <= ${appended.seq}`.execute(
+    owner.db,
+  );
+  trailSeqs = rows.map((r) => r.seq);
+  contentsBefore = await trailOf(trailSeqs);
 });
 
 afterAll(async () => {
@@ -84,6 +89,10 @@ test.each<[string, string, RegExp]>([
      on conflict (event_key) do update set ${forged}`,
     /permission denied for table audit_events/,
   ],
+  ['UPDATE of a chain entry', `update audit_chain set hash = prev_hash`, /permission denied for table audit_chain/],
+  ['DELETE of a chain entry', 'delete from audit_chain', /permission denied for table audit_chain/],
+  ['TRUNCATE of the chains', 'truncate audit_chain', /permission denied for table audit_chain/],
+  ['DISABLE TRIGGER on the chains', 'alter table audit_chain disable trigger all', /owner/],
   ['ALTER TABLE … DISABLE TRIGGER', 'alter table audit_events disable trigger audit_events_no_update_delete', /owner/],
   ['ALTER TABLE … DISABLE TRIGGER ALL', 'alter table audit_events disable trigger all', /owner/],
   ['DROP TRIGGER', 'drop trigger audit_events_no_update_delete on audit_events', /owner/],
@@ -145,8 +154,8 @@ test("when the service's role is looked at, then it is no superuser, owns nothin
 });
 
 test('when every attempt has been made, then the trail is unchanged, whole, and still guarded by its owner', async () => {
-  expect(await trailUpTo(headSeq)).toBe(contentsBefore);
-  expect((await verifyChain(service.db, null)).ok).toBe(true);
+  expect(await trailOf(trailSeqs)).toBe(contentsBefore);
+  expect((await verifyChain(service.db, null, { chains: [''], full: true })).ok).toBe(true);
   const { rows } = await sql<{ owner: string; triggers: string[]; guard: string }>`
     select c.relowner::regrole::text as owner,
            (select array_agg(t.tgname || ':' || t.tgenabled::text order by t.tgname) from pg_trigger t
@@ -227,6 +236,7 @@ describe('starting in production', () => {
   };
   const settings = (databaseUrl: string): Record<string, string> => ({
     NODE_ENV: 'production',
+    PAYLOAD_KEYS: TEST_PAYLOAD_KEYS,
     LOG_LEVEL: 'warn',
     HOST: '127.0.0.1',
     PORT: '0',

@@ -5,7 +5,7 @@ import type { ScheduleHandle } from '@temporalio/client';
 import { sql } from 'kysely';
 import { reconcile } from '../activities/reconcile';
 import { writeAnchor } from '../db/anchors';
-import { hashEvent } from '../db/audit';
+import { hashEvent, integrateAuditChains } from '../db/audit';
 import { type DatabaseHandle, openDatabase } from '../db/database';
 import { DRIFT_TASK_KIND } from '../db/tasks';
 import type { DriftCheck, ReconcileSummary } from '../domain/reconcile';
@@ -47,6 +47,7 @@ beforeAll(async () => {
     const res = await stack.request('GET', `/v1/transfers/${transfer.transferId}`, { actor: inAgency(DIRECTOR, seed) });
     return res.body.status === 'open' && res.body.byStatus?.open === 3;
   }, 60_000);
+  await integrateAuditChains(stack.db);
   await writeAnchor(stack.db, anchorFile);
 }, 120_000);
 
@@ -60,9 +61,22 @@ afterAll(async () => {
   await services?.drop();
 });
 
+/** Where an event sits in its agency's chain. */
+async function positionOf(seq: string): Promise<string> {
+  const entry = await stack.db
+    .selectFrom('audit_chain')
+    .select('position')
+    .where('event_seq', '=', seq)
+    .executeTakeFirstOrThrow();
+  return entry.position;
+}
+
 /** The reconcile against this file's stack; nothing here is in flight long enough to need a settling time. */
 function run() {
-  return reconcile({ db: stack.db, temporal: stack.client, auditAnchorFile: anchorFile }, { settleMs: 0 });
+  return reconcile(
+    { db: stack.db, temporal: stack.client, auditAnchorFile: anchorFile },
+    { settleMs: 0, fullAuditVerify: true },
+  );
 }
 
 /** `npm run reconcile` against this file's stack. */
@@ -175,19 +189,13 @@ test('when each kind of drift is made on purpose, then each is reported by name,
   await sql`update transfers set opened = opened + 1 where transfer_id = ${transfer.transferId}`.execute(stack.db);
   // An audit event recorded twice under one key: the copy is chained properly, so only the duplicate shows.
   await sql`alter table audit_events drop constraint audit_events_event_key_key`.execute(superuser.db);
-  const head = await stack.db
-    .selectFrom('audit_events')
-    .selectAll()
-    .orderBy('seq', 'desc')
-    .limit(1)
-    .executeTakeFirstOrThrow();
   const original = await stack.db
     .selectFrom('audit_events')
     .selectAll()
     .where('event_key', '=', `${doubled.caseId}:opened`)
     .executeTakeFirstOrThrow();
-  const copy = { ...original, seq: String(BigInt(head.seq) + 1n), prev_hash: head.hash, occurred_at: new Date() };
-  await stack.db
+  const { seq: _seq, ...copy } = { ...original, prev_hash: null, occurred_at: new Date() };
+  const inserted = await stack.db
     .insertInto('audit_events')
     .values({
       ...copy,
@@ -195,7 +203,9 @@ test('when each kind of drift is made on purpose, then each is reported by name,
       after: original.after === null ? null : JSON.stringify(original.after),
       hash: hashEvent(copy),
     })
-    .execute();
+    .returning('seq')
+    .executeTakeFirstOrThrow();
+  await stack.db.insertInto('audit_pending').values({ event_seq: inserted.seq, chain: 'agency-1' }).execute();
   // One event of the chain altered in place (the append-only trigger off, as a superuser could).
   const tampered = await stack.db
     .selectFrom('audit_events')
@@ -233,7 +243,7 @@ test('when each kind of drift is made on purpose, then each is reported by name,
     ['case_opening_stale', 'agency-1', stale],
     ['transfer_counts', transfer.agencyId, transfer.transferId, /opened 4 but 3 proposals/],
     ['audit_event_duplicated', 'agency-1', `${doubled.caseId}:opened`, /2 events/],
-    ['audit_chain_broken', tampered.agency_id, tampered.seq, /altered/],
+    ['audit_chain_broken', tampered.agency_id, `${tampered.agency_id}:${await positionOf(tampered.seq)}`, /altered/],
     ['outbox_undelivered', 'agency-1', messageKey, /staff_email pending/],
   ];
   for (const [check, agencyId, subject, detail] of expected) {
@@ -246,7 +256,7 @@ test('when each kind of drift is made on purpose, then each is reported by name,
   // Ids and counts only: never a client's name or anything about their health.
   expect(JSON.stringify(report)).not.toMatch(/Sam Rivera|Client \d|suicid|domestic|relapse|sam\.rivera/i);
 
-  const printed = cli('--settle-minutes', '0');
+  const printed = cli('--settle-minutes', '0', '--full-audit');
   expect(printed.code).toBe(1);
   for (const [check, , subject] of expected) {
     expect(printed.stdout).toContain(`${check}: 1 `);
@@ -258,10 +268,14 @@ test('when each kind of drift is made on purpose, then each is reported by name,
   const schedule = await ensureReconcileSchedule(stack.client, {
     taskQueue: stack.taskQueue,
     everyMinutes: 60,
-    args: { settleMs: 0 },
+    args: { settleMs: 0, fullAuditVerify: true },
   });
   // Created twice (a second worker starting): still one schedule.
-  await ensureReconcileSchedule(stack.client, { taskQueue: stack.taskQueue, everyMinutes: 60, args: { settleMs: 0 } });
+  await ensureReconcileSchedule(stack.client, {
+    taskQueue: stack.taskQueue,
+    everyMinutes: 60,
+    args: { settleMs: 0, fullAuditVerify: true },
+  });
   const first = await triggerAndWait(schedule);
   expect(first).toMatchObject({ ok: false, tasks: { opened: expected.length, closed: 0 } });
   expect(first.drift).toMatchObject(Object.fromEntries(expected.map(([check]) => [check, 1])));

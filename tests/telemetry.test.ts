@@ -14,6 +14,7 @@ import { type Tracing, startTracing } from '../telemetry';
 import { type RunningWorker, startWorker } from '../worker/main';
 import { COUNSELOR, DIRECTOR, STAFF, caseIdOf, today } from './support/cases';
 import { TEST_DIR, testContext } from './support/context';
+import { testDataConverter } from './support/payload-keys';
 import { type TestActor, eventually, send, tokenFor } from './support/stack';
 
 /** A span as the OTLP/HTTP JSON protocol carries it, with its resource's service name. */
@@ -214,7 +215,7 @@ test('when tracing is turned on under running cases, then the recorded histories
   expect(histories.length).toBeGreaterThanOrEqual(6);
   const failures: string[] = [];
   for await (const result of Worker.runReplayHistories(
-    { workflowsPath: require.resolve('../workflows'), ...tracing.workerOptions },
+    { workflowsPath: require.resolve('../workflows'), dataConverter: testDataConverter(), ...tracing.workerOptions },
     histories as never,
   )) {
     if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);

@@ -1,13 +1,19 @@
 import { sql } from 'kysely';
+import { type DatabaseHandle, openDatabase } from '../db/database';
+import { testContext } from './support/context';
 import { STAFF, today } from './support/cases';
 import { openedCases, seedCaseload } from './support/caseload';
 import { type TestStack, eventually, inAgency, startStack } from './support/stack';
 
 let stack: TestStack;
+/** The test's own connection, so that watching never waits behind the worker's 2,000 cases for the stack's pool. */
+let watcher: DatabaseHandle;
 beforeAll(async () => {
   stack = await startStack();
+  watcher = openDatabase(testContext().databaseUrl, { poolSize: 1 });
 });
 afterAll(async () => {
+  await watcher.close();
   await stack.close();
 });
 
@@ -22,7 +28,7 @@ test('when a 2,000-client transfer loses its worker midway, then a new worker fi
   });
   expect(start.status).toBe(202);
   const transferId: string = start.body.transferId;
-  const count = () => openedCases(stack.db, transferId);
+  const count = () => openedCases(watcher.db, transferId);
 
   await eventually(async () => (await count()) >= 300, 120_000);
   const before = await count();

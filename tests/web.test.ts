@@ -267,7 +267,7 @@ describe('the staff page', () => {
     await page.getByRole('button', { name: 'Export as CSV' }).click();
     await page.getByRole('link', { name: /Save audit-.*\.csv/ }).waitFor();
     await page.getByRole('button', { name: 'Verify the audit chain' }).click();
-    expect(await page.getByTestId('verify-result').textContent()).toBe('The chain is whole.');
+    expect(await page.getByTestId('verify-result').textContent()).toBe("Your agency's chain is whole.");
     await page.getByRole('form', { name: 'Accounting of disclosures' }).getByLabel('Client id').fill('client-008');
     await page.getByRole('button', { name: 'Show disclosures' }).click();
     await page.getByText('Nothing about client-008 was disclosed').waitFor();

@@ -15,6 +15,8 @@ import { createActivities } from '../activities';
 import { encryptingDataConverter, payloadKeyring } from '../codec';
 import { type Config, auditAnchorFile, loadConfig, publicUrl, requireConnections } from '../config';
 import { writeAnchor } from '../db/anchors';
+import { integrateAuditChains } from '../db/audit';
+import type { Db } from '../db/database';
 import { openServiceDatabase } from '../db/roles';
 import { beatWorkerHealth } from '../health';
 import { createLogger } from '../logger';
@@ -186,7 +188,8 @@ export async function startWorker(
   } catch (error) {
     logger.warn({ err: (error as Error).message }, 'could not create the reconcile schedule; run `npm run reconcile`');
   }
-  // The audit chain's head goes out of the database on a timer, so a rewrite of the chain is caught.
+  const integrating = integrateEverySecond(database.db, logger);
+  // The audit chains' heads go out of the database on a timer, so a rewrite of a chain is caught.
   const anchoring = setInterval(() => {
     writeAnchor(database.db, anchorFile).catch((error: unknown) =>
       logger.warn({ err: (error as Error).message }, 'could not write the audit anchor'),
@@ -202,6 +205,7 @@ export async function startWorker(
     : null;
   const done = worker.run().finally(async () => {
     clearInterval(anchoring);
+    await integrating.stop();
     await health?.stop();
     await connection.close();
     mailer?.close();
@@ -213,6 +217,34 @@ export async function startWorker(
     async stop() {
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await done;
+    },
+  };
+}
+
+/**
+ * The audit trail's sequencer: chains what was written every second, one pass at a time (every worker runs one;
+ * they take turns per chain). Writers never wait for it; a verify or an export chains what is left first.
+ */
+function integrateEverySecond(db: Db, logger: Logger): { stop: () => Promise<void> } {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let pass: Promise<void> = Promise.resolve();
+  const tick = () => {
+    pass = integrateAuditChains(db)
+      .then(() => undefined)
+      .catch((error: unknown) => logger.warn({ err: (error as Error).message }, 'could not chain audit events'))
+      .finally(() => {
+        if (stopped) return;
+        timer = setTimeout(tick, 1_000);
+        timer.unref();
+      });
+  };
+  tick();
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await pass;
     },
   };
 }

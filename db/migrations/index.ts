@@ -10,6 +10,7 @@ import * as workQueue from './2026-11-22T070000_work_queue';
 import * as delivery from './2026-11-22T080000_delivery';
 import * as operatorTasks from './2026-11-22T090000_operator_tasks';
 import * as guards from './2026-11-22T100000_guards';
+import * as auditChains from './2026-11-23T000000_audit_chains';
 
 /** Every migration, by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
@@ -24,4 +25,5 @@ export const migrations: Record<string, Migration> = {
   '2026-11-22T080000_delivery': delivery,
   '2026-11-22T090000_operator_tasks': operatorTasks,
   '2026-11-22T100000_guards': guards,
+  '2026-11-23T000000_audit_chains': auditChains,
 };

@@ -219,7 +219,7 @@ export async function startStack(
     db: database.db,
     temporal: temporal.client,
     taskQueue,
-    logger: pino({ level: 'silent' }),
+    logger: pino({ level: process.env.TEST_LOG ?? 'silent' }),
     health: { postgres: database.ping, temporal: temporal.ping, worker: () => temporal.workerPolling(taskQueue) },
     metricsToken: METRICS_TOKEN,
     rateLimitPerMinute: options.rateLimitPerMinute,

@@ -88,9 +88,16 @@ export async function complianceView(main) {
       h(
         'p',
         { class: r.ok ? 'message done' : 'message refused', 'data-testid': 'verify-result' },
-        r.ok ? 'The chain is whole.' : `The chain is broken at event ${r.firstBroken?.seq}: ${r.firstBroken?.reason}.`,
+        r.ok
+          ? "Your agency's chain is whole."
+          : `The chain is broken at entry ${r.firstBroken?.position}: ${r.firstBroken?.reason}.`,
       ),
-      h('p', {}, `${r.checked} of your agency's events checked, up to event ${r.headSeq ?? '—'}.`),
+      h(
+        'p',
+        {},
+        `${r.checked} entries checked, from entry ${r.from} up to entry ${r.headPosition ?? '—'}` +
+          `${r.pending ? ` (${r.pending} events still to be chained)` : ''}.`,
+      ),
       h(
         'p',
         {},
