@@ -97,6 +97,15 @@ export interface OpenCaseFromRecordInput {
   requestId: string | null;
   /** The workflow's state before opening; the row holds it as opened. */
   state: CaseProcessState;
+  /** A transfer's proposed receivers, recorded with the opening (in the same transaction). */
+  proposal?: OpeningProposal;
+}
+
+/** The `referral.candidates_proposed` event a transfer's case records as it opens: its key, its place, who. */
+export interface OpeningProposal {
+  eventKey: string;
+  seq: number;
+  providers: string[];
 }
 
 export interface OpenedCase {
@@ -257,6 +266,7 @@ export function createActivities({
           contact: JSON.stringify(facts.contact),
           has_sud_records: facts.hasSubstanceUseRecords,
           state: JSON.stringify(state),
+          ...(input.proposal ? { state_version: input.proposal.seq } : {}),
           ...listColumns(list),
           step_since: new Date(now),
         })
@@ -288,6 +298,22 @@ export function createActivities({
             factsFrom: 'client record',
           },
         });
+        if (input.proposal) {
+          await appendAuditEvent(trx, {
+            eventKey: input.proposal.eventKey,
+            agencyId: input.agencyId,
+            actor: { id: 'system', role: 'system' },
+            action: 'referral.candidates_proposed',
+            caseId: input.caseId,
+            clientId: input.clientId,
+            outcome: 'done',
+            requestId: null,
+            workflowId,
+            activityId,
+            before: { status: 'open', step: 'decision_review' },
+            after: { providers: input.proposal.providers },
+          });
+        }
         return { policy, facts, openedOn };
       });
     },

@@ -125,6 +125,23 @@ describe('caseload transfer', () => {
     const dv = cases.find((c) => c.client_id === seed.clientIds[7])!;
     expect(dv.risk_flags).toEqual(['domestic_violence']);
 
+    // A case with a proposed receiver opens in one activity: its row, its opening and its proposal in one
+    // transaction; then it waits at the decision review with nothing more to do.
+    const proposed = cases.find((c) => proposals.find((p) => p.client_id === c.client_id)?.clinician_id)!;
+    const history = await stack.client.workflow.getHandle(`case-${proposed.case_id}`).fetchHistory();
+    const activities = (history.events ?? []).flatMap(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? [],
+    );
+    expect(activities).toEqual(['openCaseFromRecord']);
+    const opening = await stack.db
+      .selectFrom('audit_events')
+      .select(['action', 'activity_id'])
+      .where('case_id', '=', proposed.case_id)
+      .where('action', 'in', ['case.opened', 'referral.candidates_proposed'])
+      .execute();
+    expect(opening.map((e) => e.action).sort()).toEqual(['case.opened', 'referral.candidates_proposed']);
+    expect(new Set(opening.map((e) => e.activity_id)).size).toBe(1);
+
     // A director overrides one proposal: not to a receiver already full, but to one with room.
     const target = cases.find((c) => c.client_id === seed.clientIds[3])!;
     const current = proposals.find((p) => p.client_id === seed.clientIds[3])!.clinician_id;

@@ -17,7 +17,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { UpdateDefinition } from '@temporalio/common';
-import type { Activities, TransitionInput } from '../activities';
+import type { Activities, OpeningProposal, TransitionInput } from '../activities';
 import type { Actor } from '../domain/case';
 import { NON_RETRYABLE_FAILURES } from '../domain/errors';
 import {
@@ -195,6 +195,11 @@ export const REVOCATION_WITHDRAWS_WHAT_STOOD = 'revocation-withdraws-what-stood'
  * before drops its addresses at its next re-read.
  */
 export const CONTACT_WITHOUT_ADDRESSES = 'contact-without-addresses';
+/**
+ * Marks a transfer's case recording its proposed receivers in the activity that opens it: the case row, its
+ * opening and its proposal in one transaction (they were two activities, two transactions and a workflow task more).
+ */
+export const OPENING_HOLDS_PROPOSAL = 'opening-holds-proposal';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
@@ -832,11 +837,23 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
 
   // ---- the process -------------------------------------------------------------------------
 
+  let proposal: OpeningProposal | undefined;
   if (input.resume) {
     // A case continued as new: its facts, policy and progress came with it; nothing is opened again.
   } else if (patched(FACTS_FROM_RECORD)) {
-    // The client's facts come from the agency's record, read as the case row is written (one activity).
+    // The client's facts come from the agency's record, read as the case row is written (one activity), and a
+    // transfer's proposed receivers are recorded in the same transaction.
+    const proposed = input.proposedCandidates ?? [];
+    if (proposed.length > 0 && patched(OPENING_HOLDS_PROPOSAL)) {
+      eventSeq++;
+      proposal = {
+        eventKey: `${caseId}:${eventSeq}:referral.candidates_proposed`,
+        seq: eventSeq,
+        providers: proposed.map((c) => c.providerId),
+      };
+    }
     const opened = await openCaseFromRecord({
+      ...(proposal ? { proposal } : {}),
       caseId,
       agencyId: input.agencyId,
       clientId,
@@ -867,9 +884,11 @@ export async function caseWorkflow(input: CaseInput): Promise<CaseResult> {
   }
   if (input.proposedCandidates?.length && !input.resume) {
     candidateQueue.push(...input.proposedCandidates);
-    await record('referral.candidates_proposed', null, null, {
-      after: { providers: input.proposedCandidates.map((c) => c.providerId) },
-    });
+    if (!proposal) {
+      await record('referral.candidates_proposed', null, null, {
+        after: { providers: input.proposedCandidates.map((c) => c.providerId) },
+      });
+    }
   }
   upsertSearchAttributes([
     { key: CaseStatusKey, value: 'open' },
