@@ -27,7 +27,7 @@ import { methodNotAllowed } from './methods';
 import { routePattern } from './http';
 import { traceRequests } from './tracing';
 import { HttpProblem, problem, problemHandler } from './problem';
-import { appendAuditEvent } from '../db/audit';
+import { appendAuditEvent, auditBacklog } from '../db/audit';
 import type { OidcSettings } from '../config';
 
 declare global {
@@ -79,7 +79,7 @@ const requestId: RequestHandler = (req, res, next) => {
 /** The HTTP API, built without listening so tests drive it directly. */
 export function createApp(deps: AppDeps): express.Express {
   const { db, temporal, taskQueue, logger } = deps;
-  const metrics = deps.metrics ?? createMetrics();
+  const metrics = deps.metrics ?? createMetrics({ auditBacklog: () => auditBacklog(db) });
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');

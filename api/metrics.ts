@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { problem } from './problem';
 
 export interface Metrics {
@@ -10,10 +10,44 @@ export interface Metrics {
   failures: Counter<'kind'>;
 }
 
-/** One registry per app (no global state): request latency by route, workflow starts, failures. */
-export function createMetrics(): Metrics {
+/** What the audit trail has written and not chained yet: an integrator that stopped shows here first. */
+export type AuditBacklog = () => Promise<{ events: number; oldestSeconds: number }>;
+
+/**
+ * One registry per app (no global state): request latency by route, workflow starts, failures, and, given a way
+ * to read it, the audit trail's backlog (read at each scrape).
+ */
+export function createMetrics(options: { auditBacklog?: AuditBacklog } = {}): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  const { auditBacklog } = options;
+  if (auditBacklog) {
+    // One read per scrape, shared by the two gauges; a database that does not answer leaves them as they were
+    // rather than failing the whole scrape (the request metrics say what else is wrong).
+    let reading: Promise<{ events: number; oldestSeconds: number } | null> | null = null;
+    const read = () =>
+      (reading ??= auditBacklog()
+        .catch(() => null)
+        .finally(() => setTimeout(() => (reading = null), 1_000).unref()));
+    new Gauge({
+      name: 'handoff_audit_pending_events',
+      help: 'Audit events written and not yet chained (the workers chain them every second)',
+      registers: [registry],
+      async collect() {
+        const backlog = await read();
+        if (backlog) this.set(backlog.events);
+      },
+    });
+    new Gauge({
+      name: 'handoff_audit_pending_oldest_seconds',
+      help: 'Age of the oldest audit event not yet chained; alert when it grows (no worker is chaining)',
+      registers: [registry],
+      async collect() {
+        const backlog = await read();
+        if (backlog) this.set(backlog.oldestSeconds);
+      },
+    });
+  }
   return {
     registry,
     requests: new Histogram({

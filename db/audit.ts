@@ -484,6 +484,14 @@ export async function verifyChain(
   };
 }
 
+/** The events written and not chained yet, and how long the oldest has waited. */
+export async function auditBacklog(db: Kysely<Database>): Promise<{ events: number; oldestSeconds: number }> {
+  const { rows } = await sql<{ events: string; oldest: number | null }>`
+    select count(*) as events, extract(epoch from now() - min(written_at))::float8 as oldest
+      from audit_pending`.execute(db);
+  return { events: Number(rows[0]?.events ?? 0), oldestSeconds: rows[0]?.oldest ?? 0 };
+}
+
 export interface AuditFilter {
   caseId?: string;
   clientId?: string;

@@ -209,5 +209,8 @@ describe('idempotency and strictness', () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatch(/handoff_http_request_duration_seconds_bucket\{[^}]*route="\/v1\/cases\/:caseId"/);
     expect(res.body).toMatch(/handoff_workflow_starts_total\{workflow="case"\} \d+/);
+    // The audit trail's backlog, read from PostgreSQL at each scrape.
+    expect(res.body).toMatch(/^handoff_audit_pending_events \d+$/m);
+    expect(res.body).toMatch(/^handoff_audit_pending_oldest_seconds [\d.e+-]+$/m);
   });
 });
