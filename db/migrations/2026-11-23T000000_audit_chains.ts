@@ -8,9 +8,7 @@ import { type Kysely, sql } from 'kysely';
  */
 export async function up(db: Kysely<any>): Promise<void> {
   await sql`create sequence audit_events_seq owned by audit_events.seq`.execute(db);
-  await sql`select setval('audit_events_seq', coalesce((select max(seq) from audit_events), 0) + 1, false)`.execute(
-    db,
-  );
+  await sql`select setval('audit_events_seq', coalesce((select max(seq) from audit_events), 0) + 1, false)`.execute(db);
   await sql`alter table audit_events alter column seq set default nextval('audit_events_seq')`.execute(db);
   // An event's digest no longer includes the event before it: that link is the chain's.
   await sql`alter table audit_events alter column prev_hash drop not null`.execute(db);
