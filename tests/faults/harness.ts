@@ -22,12 +22,14 @@ import { type ApiResponse, send } from '../support/stack';
 
 /**
  * A whole deployment of its own for fault tests: PostgreSQL, a Temporal dev server on a database file (durable:
- * no WAL-off shortcuts), an SMTP peer, and the worker and the API as real processes, each of which can be killed
- * and started again. Its crashes are counted: a process that exits without being told to is one.
+ * no WAL-off shortcuts), an SMTP peer, and workers and APIs as real processes (one of each unless asked for more),
+ * each of which can be killed and started again. Its crashes are counted: a process that exits without being told
+ * to is one.
  */
 export interface FaultStack {
   dir: string;
   db: Db;
+  /** The first API's address; `apis` has every one. */
   apiUrl: string;
   taskQueue: string;
   temporalAddress: string;
@@ -35,10 +37,20 @@ export interface FaultStack {
   mail: Map<string, number>;
   /** Processes that exited without being told to. */
   crashes: string[];
-  request<T = any>(method: string, path: string, body?: unknown, token?: string): Promise<ApiResponse<T>>;
+  /** Through the first API. */
+  request<T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    token?: string,
+    headers?: Record<string, string>,
+  ): Promise<ApiResponse<T>>;
   token(role: string, agencyId: string, userId?: string): Promise<string>;
+  /** The first worker and the first API. */
   worker: ManagedProcess;
-  api: ManagedProcess;
+  api: ManagedApi;
+  workers: ManagedProcess[];
+  apis: ManagedApi[];
   temporal: { kill(signal: NodeJS.Signals): Promise<void>; start(): Promise<void> };
   postgres: { stop(): Promise<void>; start(): Promise<void>; terminateConnections(): Promise<number> };
   close(): Promise<void>;
@@ -50,9 +62,16 @@ export interface ManagedProcess {
   /** Sends the signal and waits for the exit (a kill that is meant, not a crash). */
   kill(signal: NodeJS.Signals): Promise<void>;
   running(): boolean;
+  /** The running process's id (a worker's Temporal identity is `<pid>@<host>`). */
+  pid(): number | undefined;
 }
 
-const TSX = resolve(__dirname, '..', '..', 'node_modules', '.bin', 'tsx');
+/** An API process, with its own address. */
+export interface ManagedApi extends ManagedProcess {
+  url: string;
+  request: FaultStack['request'];
+}
+
 const ROOT = resolve(__dirname, '..', '..');
 
 function managed(
@@ -70,11 +89,18 @@ function managed(
   return {
     name,
     running: () => child !== null,
+    pid: () => child?.pid,
     async start() {
       meant = false;
       const offset = existsSync(logFile) ? statSync(logFile).size : 0;
       const fd = openSync(logFile, 'a');
-      const proc = spawn(TSX, [script, ...args], { cwd: ROOT, env, stdio: ['ignore', fd, fd] });
+      // Node itself with tsx's loader, not the tsx command: that is a parent process of its own, and a SIGKILL
+      // sent to it would leave the real process running, orphaned, instead of killing it.
+      const proc = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+        cwd: ROOT,
+        env,
+        stdio: ['ignore', fd, fd],
+      });
       closeSync(fd);
       child = proc;
       exited = new Promise((done) =>
@@ -110,7 +136,19 @@ function tail(file: string): string {
   }
 }
 
-export async function startFaultStack(name: string): Promise<FaultStack> {
+/** `worker`, `worker-2`, …: the first keeps the name (and log file) a one-worker stack has always had. */
+function nth(base: string, index: number): string {
+  return index === 0 ? base : `${base}-${index + 1}`;
+}
+
+/**
+ * Starts the deployment: `workers` worker processes on one task queue and `apis` API processes, each on a port of
+ * its own, all against the one PostgreSQL and Temporal; `env` is added to theirs.
+ */
+export async function startFaultStack(
+  name: string,
+  options: { workers?: number; apis?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<FaultStack> {
   const dir = join(TEST_DIR, 'faults', `${name}-${randomUUID().slice(0, 6)}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -167,7 +205,6 @@ export async function startFaultStack(name: string): Promise<FaultStack> {
   await new Promise<void>((done) => smtp.listen(smtpPort, '127.0.0.1', done));
   stops.push(() => new Promise<void>((done) => smtp.close(() => done())));
 
-  const apiPort = await freePort();
   const taskQueue = `faults-${randomUUID().slice(0, 8)}`;
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
@@ -179,51 +216,63 @@ export async function startFaultStack(name: string): Promise<FaultStack> {
     TEMPORAL_ADDRESS: temporal.address,
     TEMPORAL_TASK_QUEUE: taskQueue,
     HOST: '127.0.0.1',
-    PORT: String(apiPort),
     SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
     OUTBOX_POLL_SECONDS: '1',
     RATE_LIMIT_PER_MINUTE: '100000',
     RATE_LIMIT_PER_ADDRESS_PER_MINUTE: '1000000',
     DATA_DIR: dir,
     WORKFLOW_BUNDLE: testContext().workflowBundlePath,
+    ...options.env,
   };
-  const apiUrl = `http://127.0.0.1:${apiPort}`;
 
-  const worker = managed(
-    'worker',
-    'worker/main.ts',
-    { ...env, LOG_LEVEL: 'info' },
-    join(dir, 'worker.log'),
-    // Ready once it says it polls (what it wrote since this start).
-    async (since) => since.includes('worker polling'),
-    crashes,
+  const workers = Array.from({ length: options.workers ?? 1 }, (_, i) =>
+    managed(
+      nth('worker', i),
+      'worker/main.ts',
+      { ...env, LOG_LEVEL: 'info' },
+      join(dir, `${nth('worker', i)}.log`),
+      // Ready once it says it polls (what it wrote since this start).
+      async (since) => since.includes('worker polling'),
+      crashes,
+    ),
   );
-  const api = managed(
-    'api',
-    'api/main.ts',
-    env,
-    join(dir, 'api.log'),
-    async () => (await fetch(`${apiUrl}/health`).catch(() => null)) !== null,
-    crashes,
-  );
-  await worker.start();
-  await api.start();
+  const apis: ManagedApi[] = [];
+  for (let i = 0; i < (options.apis ?? 1); i++) {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const api = managed(
+      nth('api', i),
+      'api/main.ts',
+      { ...env, PORT: new URL(url).port },
+      join(dir, `${nth('api', i)}.log`),
+      async () => (await fetch(`${url}/health`).catch(() => null)) !== null,
+      crashes,
+    );
+    apis.push({
+      ...api,
+      url,
+      request: (method, path, body, token, headers) =>
+        send(url, method, path, { body, token: token ?? null, ...(headers ? { headers } : {}) }),
+    });
+  }
   // The processes go first on close: they would count the servers' end as a crash of their own otherwise.
-  stops.push(() => worker.kill('SIGKILL'));
-  stops.push(() => api.kill('SIGKILL'));
+  for (const p of [...workers, ...apis]) stops.push(() => p.kill('SIGKILL'));
+  await Promise.all(workers.map((w) => w.start()));
+  await Promise.all(apis.map((a) => a.start()));
 
   const tokens = new Map<string, string>();
   const stack: FaultStack = {
     dir,
     db: database.db,
-    apiUrl,
+    apiUrl: apis[0]!.url,
     taskQueue,
     temporalAddress: temporal.address,
     mail,
     crashes,
-    worker,
-    api,
-    request: (method, path, body, token) => send(apiUrl, method, path, { body, token: token ?? null }),
+    worker: workers[0]!,
+    api: apis[0]!,
+    workers,
+    apis,
+    request: apis[0]!.request,
     async token(role, agencyId, userId = `${role}-1`) {
       const key = `${agencyId}|${userId}|${role}`;
       if (!tokens.has(key)) {
