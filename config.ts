@@ -86,6 +86,11 @@ const schema = z
     /** The API's address as staff reach it, for links in emails; unset: http://HOST:PORT. */
     PUBLIC_URL: optionalString,
     OUTBOX_POLL_SECONDS: z.coerce.number().min(1).max(3600).default(5),
+    /**
+     * How long a message a sender claimed stays its own: a sender that dies mid-batch leaves its messages to go out
+     * again after this. Above the time one send can take (the SMTP timeouts allow 100 s).
+     */
+    OUTBOX_LEASE_SECONDS: z.coerce.number().int().min(10).max(3600).default(300),
     /** The agency's hour (0-23) from which each user's daily digest of their queue goes out. */
     DIGEST_HOUR: z.coerce.number().int().min(0).max(23).default(7),
     /** The bearer token Prometheus scrapes /metrics with (16+ characters); unset: /metrics is off. */

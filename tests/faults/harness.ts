@@ -218,6 +218,8 @@ export async function startFaultStack(
     HOST: '127.0.0.1',
     SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
     OUTBOX_POLL_SECONDS: '1',
+    // A killed sender's messages go out again after this (5 minutes in production): the test waits for it.
+    OUTBOX_LEASE_SECONDS: '20',
     RATE_LIMIT_PER_MINUTE: '100000',
     RATE_LIMIT_PER_ADDRESS_PER_MINUTE: '1000000',
     DATA_DIR: dir,
