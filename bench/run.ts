@@ -1,19 +1,33 @@
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
+import { apiReadBenchmark } from './api-read';
+import { auditAppendBenchmark } from './audit-append';
 import { auditExportBenchmark } from './audit-export';
 import type { BenchOptions, Benchmark, RunResult } from './benchmark';
+import { caseLifecycleBenchmark } from './case-lifecycle';
 import { type BenchmarkReport, type Report, type Run, localVersions, machine, summarize, writeReport } from './report';
 import { type Services, startServices } from './services';
 import { transferBenchmark } from './transfer';
 
-const BENCHMARKS: Benchmark<any, any>[] = [transferBenchmark, auditExportBenchmark];
+const BENCHMARKS: Benchmark<any, any>[] = [
+  transferBenchmark,
+  caseLifecycleBenchmark,
+  apiReadBenchmark,
+  auditExportBenchmark,
+  auditAppendBenchmark,
+];
 
 const USAGE = `npm run bench -- [--quick] [--only name,…] [--pairs N] [size overrides]
   --quick            one pair after a tiny warm-up, tiny sizes; writes bench/results/quick.* (CI runs this)
   --only a,b         only these: ${BENCHMARKS.map((b) => b.name).join(', ')}
   --pairs N          pairs of runs (service, then baseline) after the warm-up; 5 unless --quick
   --clients N        transfer_10k: clients transferred (10000)
-  --events N         audit_export_1m: events exported (1000000)`;
+  --cases N          case_lifecycle: cases driven to follow-up (100)
+  --rate N           api_read: requests a second (100)
+  --seconds N        api_read: seconds of reads per run (30)
+  --read-clients N   api_read: clients of the transfer that runs during the reads (2000)
+  --events N         audit_export_1m: events exported (1000000)
+  --appends N        audit_append: events appended per run (20000)`;
 
 function positive(name: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
