@@ -3,7 +3,7 @@ import { type CaseApi, CaseDriver, STAFF, today } from '../tests/support/cases';
 import { send, tokenFor } from '../tests/support/stack';
 import { bareCaseId } from './baseline/activities';
 import { type Benchmark, type RunResult, inLanes, secondsSince } from './benchmark';
-import type { ChildService, Services } from './services';
+import { type ChildService, type Services, stopOnFailure } from './services';
 import { activitiesScheduled } from './transfer';
 
 /** A step that waits on the worker gets this long; past it the run has failed. */
@@ -57,9 +57,9 @@ export const caseLifecycleBenchmark: Benchmark<LifecycleState, LifecycleSize> = 
   async prepare(services) {
     const queue = `lifecycle-${randomUUID().slice(0, 8)}`;
     const worker = await services.startWorker(queue);
-    const api = await services.startApi(queue);
+    const api = await stopOnFailure([worker], () => services.startApi(queue));
     const bareQueue = `bare-${queue}`;
-    const bareWorker = await services.startBareWorker(bareQueue);
+    const bareWorker = await stopOnFailure([worker, api], () => services.startBareWorker(bareQueue));
     const caseApi: CaseApi = {
       client: services.temporal,
       request: async (method, path, options = {}) => {

@@ -96,6 +96,25 @@ function watchRss(pid: number) {
   };
 }
 
+/** Runs `run`, then stops the processes, whether it succeeded or not. */
+export async function stopAfter<T>(children: ChildService[], run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } finally {
+    await Promise.all(children.map((child) => child.stop()));
+  }
+}
+
+/** Runs `run`; if it fails, stops the processes (started before it, and of no use without it). */
+export async function stopOnFailure<T>(children: ChildService[], run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    await Promise.all(children.map((child) => child.stop()));
+    throw error;
+  }
+}
+
 interface Spawned {
   child: ChildProcess;
   exited: Promise<void>;

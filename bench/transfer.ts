@@ -7,7 +7,7 @@ import { seedCaseload } from '../tests/support/caseload';
 import { send, tokenFor } from '../tests/support/stack';
 import type { Benchmark, RunResult } from './benchmark';
 import { secondsSince, waitFor } from './benchmark';
-import type { ChildService, Services } from './services';
+import { type ChildService, type Services, stopAfter, stopOnFailure } from './services';
 
 /** The search-attribute query that finds every case of a transfer (bare cases carry the same key). */
 const ofTransfer = (transferId: string) => `TransferId = "${transferId}"`;
@@ -107,10 +107,6 @@ export async function activitiesScheduled(temporal: Client, workflowId: string):
 
 interface TransferState {
   services: Services;
-  worker: ChildService;
-  api: ChildService;
-  bareWorker: ChildService;
-  bareQueue: string;
   /** Activities a case runs up to decision review, read from a case's history in the first run. */
   activitiesPerCase?: number;
 }
@@ -146,22 +142,25 @@ export const transferBenchmark: Benchmark<TransferState, TransferSize> = {
   size: (options) => ({ clients: options.clients ?? (options.quick ? 100 : 10_000) }),
   warmupSize: ({ clients }) => ({ clients: Math.max(20, Math.round(clients / 20)) }),
 
-  async prepare(services) {
-    const queue = `transfer-${randomUUID().slice(0, 8)}`;
-    const worker = await services.startWorker(queue);
-    const api = await services.startApi(queue);
-    const bareQueue = `bare-${queue}`;
-    const bareWorker = await services.startBareWorker(bareQueue);
-    return { services, worker, api, bareWorker, bareQueue };
-  },
+  prepare: async (services) => ({ services }),
 
+  // Each run has a worker of its own (and a task queue, so the run waits for no one else's poll): its peak is this
+  // transfer's, not the cache left by the runs before it.
   async runA(state, { clients }): Promise<RunResult> {
     const { services } = state;
-    const rss = state.worker.watchRss();
-    const transfer = await startTransfer(services.db, state.api, clients);
-    const startedSeconds = await untilStarted(services.db, transfer);
-    const atReviewSeconds = await untilAtReview(services.temporal, transfer.transferId, clients, transfer.startedAt);
-    const { peakMB } = rss.stop();
+    const queue = `transfer-${randomUUID().slice(0, 8)}`;
+    const worker = await services.startWorker(queue);
+    const api = await stopOnFailure([worker], () => services.startApi(queue));
+    const { transfer, startedSeconds, atReviewSeconds, peakMB } = await stopAfter([api, worker], async () => {
+      const rss = worker.watchRss();
+      const started = await startTransfer(services.db, api, clients);
+      return {
+        transfer: started,
+        startedSeconds: await untilStarted(services.db, started),
+        atReviewSeconds: await untilAtReview(services.temporal, started.transferId, clients, started.startedAt),
+        peakMB: rss.stop().peakMB,
+      };
+    });
     const once = await exactlyOnce(services, transfer.transferId, clients);
     if (state.activitiesPerCase === undefined) {
       const one = await services.db
@@ -187,29 +186,30 @@ export const transferBenchmark: Benchmark<TransferState, TransferSize> = {
     const { services } = state;
     if (state.activitiesPerCase === undefined) throw new Error('the service side runs first, to count activities');
     const tag = `bare-${randomUUID()}`;
-    const rss = state.bareWorker.watchRss();
-    const startedAt = performance.now();
-    const handle = await services.bareTemporal.workflow.start('bareTransferWorkflow', {
-      workflowId: `transfer-${tag}`,
-      taskQueue: state.bareQueue,
-      args: [{ tag, count: clients, pageSize: PAGE_SIZE, activities: state.activitiesPerCase }],
+    const worker = await services.startBareWorker(tag);
+    return stopAfter([worker], async () => {
+      const rss = worker.watchRss();
+      const startedAt = performance.now();
+      const handle = await services.bareTemporal.workflow.start('bareTransferWorkflow', {
+        workflowId: `transfer-${tag}`,
+        taskQueue: tag,
+        args: [{ tag, count: clients, pageSize: PAGE_SIZE, activities: state.activitiesPerCase }],
+      });
+      await waitFor(
+        `${tag}: every bare case started`,
+        async () => {
+          const { status } = await handle.describe();
+          if (status.name === 'FAILED' || status.name === 'TERMINATED') throw new Error(`${tag}: ${status.name}`);
+          return status.name === 'COMPLETED' ? true : undefined;
+        },
+        timeoutFor(clients),
+      );
+      const startedSeconds = secondsSince(startedAt);
+      const atReviewSeconds = await untilAtReview(services.bareTemporal, tag, clients, startedAt);
+      const { peakMB } = rss.stop();
+      return { figures: { startedSeconds, atReviewSeconds }, extras: { peakWorkerRssMB: peakMB } };
     });
-    await waitFor(
-      `${tag}: every bare case started`,
-      async () => {
-        const { status } = await handle.describe();
-        if (status.name === 'FAILED' || status.name === 'TERMINATED') throw new Error(`${tag}: ${status.name}`);
-        return status.name === 'COMPLETED' ? true : undefined;
-      },
-      timeoutFor(clients),
-    );
-    const startedSeconds = secondsSince(startedAt);
-    const atReviewSeconds = await untilAtReview(services.bareTemporal, tag, clients, startedAt);
-    const { peakMB } = rss.stop();
-    return { figures: { startedSeconds, atReviewSeconds }, extras: { peakWorkerRssMB: peakMB } };
   },
 
-  async finish(state) {
-    await Promise.all([state.api.stop(), state.worker.stop(), state.bareWorker.stop()]);
-  },
+  finish: async () => {},
 };
