@@ -18,7 +18,7 @@ async function countLines(stream: AsyncIterable<Uint8Array>): Promise<{ lines: n
   let bytes = 0;
   for await (const chunk of stream) {
     bytes += chunk.length;
-    for (const byte of chunk) if (byte === 10) lines++;
+    for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) lines++;
   }
   return { lines, bytes };
 }

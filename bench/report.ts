@@ -135,7 +135,10 @@ export function summarize(
 }
 
 export interface Report {
-  mode: 'full' | 'quick';
+  /** full: every benchmark at its own size, five pairs; quick: --quick; chosen: anything else asked for. */
+  mode: 'full' | 'quick' | 'chosen';
+  /** The command line's arguments, as given. */
+  arguments: string[];
   startedAt: string;
   finishedAt: string;
   pairs: number;
@@ -156,13 +159,20 @@ function value(v: number | boolean | null | undefined): string {
   return round(v);
 }
 
+const TITLES: Record<Report['mode'], string> = {
+  full: 'full run',
+  quick: 'quick run (tiny sizes, for CI)',
+  chosen: 'run at chosen sizes (not a full run)',
+};
+
 function markdown(report: Report, figureSpecs: Map<string, FigureSpec[]>): string {
   const m = report.machine;
   const v = report.versions;
   const lines = [
-    `# Benchmarks: ${report.mode === 'quick' ? 'quick run (tiny sizes, for CI)' : 'full run'}, ${report.startedAt.slice(0, 10)}`,
+    `# Benchmarks: ${TITLES[report.mode]}, ${report.startedAt.slice(0, 10)}`,
     '',
-    `\`npm run bench${report.mode === 'quick' ? ' -- --quick' : ''}\`, ${report.startedAt} to ${report.finishedAt}: each ` +
+    `\`npm run bench${report.arguments.length ? ` -- ${report.arguments.join(' ')}` : ''}\`, ${report.startedAt} to ` +
+      `${report.finishedAt}: each ` +
       `benchmark as a warm-up, then ${report.pairs} pair${report.pairs === 1 ? '' : 's'} of runs, the service (A) then ` +
       'its bare baseline (B), on the same servers. A figure is the median of its runs, with their min–max; a ratio is ' +
       "the service's cost over the baseline's (above 1, the service is slower).",

@@ -150,7 +150,8 @@ async function main(): Promise<number> {
   }
   host.loadAverageAtEnd = loadavg().map((l) => Math.round(l * 100) / 100);
   const report: Report = {
-    mode: options.quick ? 'quick' : 'full',
+    mode: options.quick ? 'quick' : process.argv.length > 2 ? 'chosen' : 'full',
+    arguments: process.argv.slice(2),
     startedAt,
     finishedAt: new Date().toISOString(),
     pairs: options.pairs,
