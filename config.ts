@@ -98,6 +98,11 @@ const schema = z
     MAIL_CATCHER_PORT: z.coerce.number().int().min(0).max(65535).default(1025),
     /** A workflow bundle made ahead of time (bundleWorkflowCode); unset: the worker bundles at start (seconds). */
     WORKFLOW_BUNDLE: optionalString,
+    /**
+     * Workflows a worker keeps in memory between their tasks (the SDK's sticky cache); one evicted is replayed from
+     * its history at its next event. Cases wait for weeks: a small cache costs little time and bounds memory.
+     */
+    WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(500),
     /** A file the worker touches while it polls and its database answers; unset: none (the image sets one). */
     WORKER_HEALTH_FILE: optionalString,
     /** The CA that signed the Temporal frontend's certificate (PEM file); with CERT and KEY, every connection is mTLS. */

@@ -1,159 +1,175 @@
-import { mkdirSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
 import { sql } from 'kysely';
-import pino from 'pino';
-import { createApp } from '../api/app';
-import { GENESIS_HASH, hashEvent } from '../db/audit';
-import { openDatabase } from '../db/database';
-import { migrateToLatest } from '../db/migrate';
-import type { AuditEventRow } from '../db/schema';
-import { createToken, upsertUser } from '../db/users';
-import { freePort, startEmbeddedPostgres } from '../scripts/dev-services';
-import { openTemporalClient } from '../temporal';
-import { testDataConverter } from '../tests/support/payload-keys';
+import { escapeLiteral } from 'pg';
+import { appendAuditEvent, integrateAuditChains } from '../db/audit';
+import type { Db } from '../db/database';
+import { tokenFor } from '../tests/support/stack';
+import { type Benchmark, type RunResult, secondsSince } from './benchmark';
+import { type Services, stopAfter } from './services';
 
-/**
- * `npm run bench:audit [events]`: exports N audit events (default 1,000,000) through GET /v1/audit as NDJSON
- * and as CSV, against a bare baseline in the same run (the same keyset batches read and dropped, no
- * serialization, no HTTP), and reports time, the ratio, and how far memory grew above where it started.
- */
-const EVENTS = Number(process.argv[2] ?? 1_000_000);
-const DIR = resolve(__dirname, '..', '.data', 'bench-audit');
+const AGENCY = 'bench-export';
+/** The route compliance staff export with, as a CSV. */
+const EXPORT_PATH = '/v1/audit?format=csv';
+const TEMPLATE_EVENTS = 1000;
 
-async function main(): Promise<void> {
-  rmSync(DIR, { recursive: true, force: true });
-  mkdirSync(DIR, { recursive: true });
-  const pg = await startEmbeddedPostgres({ dataDir: join(DIR, 'postgres'), port: await freePort(), database: 'bench' });
-  const database = openDatabase(pg.url, { poolSize: 4 });
-  const dataConverter = testDataConverter();
-  const temporal = openTemporalClient({ address: '127.0.0.1:1' }, 'default', { dataConverter });
-  try {
-    await migrateToLatest(database.db);
-    const t0 = performance.now();
-    let previous = GENESIS_HASH;
-    const base = Date.now() - EVENTS * 1000;
-    for (let start = 1; start <= EVENTS; start += 20_000) {
-      const rows: AuditEventRow[] = [];
-      for (let seq = start; seq < Math.min(start + 20_000, EVENTS + 1); seq++) {
-        const row = {
-          seq: String(seq),
-          event_key: `bench:${seq}`,
-          occurred_at: new Date(base + seq * 1000),
-          actor_id: `user-${seq % 50}`,
-          actor_role: 'staff',
-          action: seq % 3 ? 'case.viewed.details' : 'referral.sent',
-          case_id: null,
-          client_id: `client-${seq % 5000}`,
-          outcome: 'done',
-          outcome_reason: null,
-          request_id: `req-${seq}`,
-          source_address: '127.0.0.1',
-          workflow_id: null,
-          activity_id: null,
-          before: null,
-          after: { n: seq, note: 'x'.repeat(40) },
-          prev_hash: previous,
-        } as Omit<AuditEventRow, 'hash'>;
-        const hash = hashEvent(row);
-        rows.push({ ...row, hash });
-        previous = hash;
-      }
-      const col = <K extends keyof AuditEventRow>(k: K) => rows.map((r) => r[k]);
-      await sql`insert into audit_events (seq, event_key, occurred_at, actor_id, actor_role, action, client_id, outcome, request_id, source_address, after, prev_hash, hash)
-        select * from unnest(${col('seq')}::bigint[], ${col('event_key')}::text[], ${col('occurred_at')}::timestamptz[], ${col('actor_id')}::text[],
-          ${col('actor_role')}::text[], ${col('action')}::text[], ${col('client_id')}::text[], ${col('outcome')}::text[], ${col('request_id')}::text[],
-          ${col('source_address')}::text[], ${rows.map((r) => JSON.stringify(r.after))}::jsonb[], ${col('prev_hash')}::text[], ${col('hash')}::text[])`.execute(
-        database.db,
-      );
-    }
-    const loadSeconds = (performance.now() - t0) / 1000;
-
-    await upsertUser(database.db, { id: 'compliance-1', role: 'compliance', agencyId: 'bench', name: 'bench' });
-    const { token } = await createToken(database.db, { agencyId: 'bench', userId: 'compliance-1' });
-    const app = createApp({
-      db: database.db,
-      temporal: temporal.client,
-      taskQueue: 'none',
-      logger: pino({ level: 'silent' }),
-      health: { postgres: database.ping, temporal: temporal.ping },
-      rateLimitPerMinute: 1000,
-      payloadCodec: dataConverter.payloadCodecs[0],
-    });
-    const server = app.listen(0);
-    const port = (server.address() as { port: number }).port;
-
-    const measure = async (run: () => Promise<number>) => {
-      global.gc?.();
-      const startRss = process.memoryUsage().rss;
-      let peak = startRss;
-      const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
-      const t = performance.now();
-      const units = await run();
-      clearInterval(sampler);
-      return { seconds: (performance.now() - t) / 1000, units, rssGrowthMiB: Math.round((peak - startRss) / 2 ** 20) };
-    };
-
-    const bare = await measure(async () => {
-      let after = '0';
-      let n = 0;
-      for (;;) {
-        const rows = await database.db
-          .selectFrom('audit_events')
-          .selectAll()
-          .where('seq', '>', after)
-          .orderBy('seq')
-          .limit(1000)
-          .execute();
-        if (rows.length === 0) return n;
-        n += rows.length;
-        after = rows.at(-1)!.seq;
-      }
-    });
-    const exportAs = (format: string) =>
-      measure(async () => {
-        const res = await fetch(`http://127.0.0.1:${port}/v1/audit?format=${format}`, {
-          headers: { authorization: `Bearer ${token}` },
-        });
-        const reader = res.body!.getReader();
-        let lines = 0;
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) return lines - 1;
-          for (const byte of value) if (byte === 10) lines++;
-        }
-      });
-    const ndjson = await exportAs('ndjson');
-    const csv = await exportAs('csv');
-    server.close();
-    process.stdout.write(
-      `${JSON.stringify(
-        {
-          events: EVENTS,
-          loadSeconds: +loadSeconds.toFixed(1),
-          bareKeysetReadSeconds: +bare.seconds.toFixed(1),
-          bareRssGrowthMiB: bare.rssGrowthMiB,
-          ndjson: {
-            seconds: +ndjson.seconds.toFixed(1),
-            rows: ndjson.units,
-            ratioToBare: +(ndjson.seconds / bare.seconds).toFixed(2),
-            rssGrowthMiB: ndjson.rssGrowthMiB,
-          },
-          csv: {
-            seconds: +csv.seconds.toFixed(1),
-            rows: csv.units,
-            ratioToBare: +(csv.seconds / bare.seconds).toFixed(2),
-            rssGrowthMiB: csv.rssGrowthMiB,
-          },
-        },
-        null,
-        2,
-      )}\n`,
-    );
-  } finally {
-    await database.close();
-    await temporal.close();
-    await pg.stop();
+/** Lines and bytes of a stream, read to its end. */
+async function countLines(stream: AsyncIterable<Uint8Array>): Promise<{ lines: number; bytes: number }> {
+  let lines = 0;
+  let bytes = 0;
+  for await (const chunk of stream) {
+    bytes += chunk.length;
+    for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) lines++;
   }
+  return { lines, bytes };
 }
 
-void main();
+/**
+ * `events` audit events of one agency, fast. The first thousand are appended by appendAuditEvent, so they have
+ * whatever shape the audit code gives a row; the rest are copies made in SQL by the schema's owner, each column
+ * copied except those a unique index covers, which are moved out of the way (numbers past the largest, text with a
+ * suffix), and entered in the agency's chain after the appended ones with placeholder hashes, which the export does
+ * not check (it reads the agency's chain). Returns how many the agency holds.
+ */
+async function seedEvents(services: Services, events: number): Promise<number> {
+  const template = Math.min(TEMPLATE_EVENTS, events);
+  await services.db.transaction().execute(async (trx) => {
+    for (let n = 0; n < template; n++) {
+      await appendAuditEvent(trx, {
+        eventKey: `bench-export:${n}`,
+        agencyId: AGENCY,
+        actor: { id: `user-${n % 50}`, role: 'staff' },
+        action: n % 3 ? 'case.viewed.details' : 'referral.sent',
+        clientId: `client-${n % 5000}`,
+        outcome: 'done',
+        requestId: `req-${n}`,
+        sourceAddress: '127.0.0.1',
+        after: { n, note: 'x'.repeat(40) },
+      });
+    }
+  });
+  await integrateAuditChains(services.db, { chains: [AGENCY] });
+  const copies = Math.ceil(events / template) - 1;
+  if (copies > 0) await copyTemplate(services.owner, copies);
+  await sql`analyze audit_events`.execute(services.owner);
+  const { n } = await services.db
+    .selectFrom('audit_events')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('agency_id', '=', AGENCY)
+    .executeTakeFirstOrThrow();
+  return Number(n);
+}
+
+async function copyTemplate(owner: Db, copies: number): Promise<void> {
+  const { rows: columns } = await sql<{ name: string; type: string; identity: string; unique: boolean }>`
+    select a.attname as name, format_type(a.atttypid, a.atttypmod) as type, a.attidentity as identity,
+           exists (select 1 from pg_index i where i.indrelid = a.attrelid and i.indisunique
+                    and a.attnum = any (i.indkey)) as unique
+      from pg_attribute a
+     where a.attrelid = 'audit_events'::regclass and a.attnum > 0 and not a.attisdropped
+     order by a.attnum`.execute(owner);
+  const names: string[] = [];
+  const values: string[] = [];
+  for (const column of columns) {
+    if (column.identity === 'a') continue;
+    const id = `"${column.name}"`;
+    names.push(id);
+    if (!column.unique) values.push(`t.${id}`);
+    else if (/^(bigint|integer|smallint|numeric)/.test(column.type)) {
+      const { rows } = await sql<{ top: string }>`
+        select coalesce(max(${sql.ref(column.name)}), 0)::text as top from audit_events`.execute(owner);
+      values.push(`t.${id} + g.n * ${BigInt(rows[0]!.top) + 1n}`);
+    } else if (column.type === 'text') values.push(`t.${id} || ':' || g.n`);
+    else if (column.type === 'uuid') values.push('gen_random_uuid()');
+    else throw new Error(`audit_events.${column.name} (${column.type}) is unique and the seed cannot vary it`);
+  }
+  await sql
+    .raw(
+      `insert into audit_events (${names.join(', ')})
+       select ${values.join(', ')}
+         from audit_events t cross join generate_series(1, ${copies}) as g(n)
+        where t.agency_id = ${escapeLiteral(AGENCY)} and t.event_key like 'bench-export:%'
+        order by g.n, t.seq`,
+    )
+    .execute(owner);
+  // The seqs above were given, not drawn: the sequence moves past them, so later appends draw new ones.
+  await sql`select setval('audit_events_seq', (select max(seq) from audit_events))`.execute(owner);
+  await sql`
+    insert into audit_chain (chain, position, event_seq, event_hash, prev_hash, hash)
+    select ${AGENCY}, h.top + row_number() over (order by e.seq), e.seq, e.hash, ${'0'.repeat(64)}, ${'0'.repeat(64)}
+      from audit_events e
+      cross join (select coalesce(max(position), 0) as top from audit_chain where chain = ${AGENCY}) h
+     where e.agency_id = ${AGENCY}
+       and not exists (select 1 from audit_chain c where c.event_seq = e.seq)`.execute(owner);
+}
+
+interface ExportState {
+  services: Services;
+  token: string;
+  events: number;
+}
+
+interface ExportSize {
+  events: number;
+}
+
+export const auditExportBenchmark: Benchmark<ExportState, ExportSize> = {
+  name: 'audit_export_1m',
+  a: `GET ${EXPORT_PATH} on the API, as compliance staff, read to its end`,
+  b: 'COPY (the same rows) TO STDOUT WITH (FORMAT csv) through psql, read to its end',
+  figures: [{ key: 'seconds', label: 'export time', unit: 's', better: 'lower' }],
+  goal: {
+    text: 'ratio ≤ 2, API RSS growth < 150 MB',
+    ratios: [{ key: 'seconds', max: 2 }],
+    limits: [{ key: 'apiRssGrowthMB', label: 'API RSS growth while streaming (MB)', below: 150 }],
+  },
+  size: (options) => ({ events: options.events ?? (options.quick ? 20_000 : 1_000_000) }),
+  warmupSize: (size) => size,
+
+  async prepare(services, { events }) {
+    if (!services.psql) throw new Error('no psql of PostgreSQL 17 for the COPY baseline: run npm run tools');
+    const seeded = await seedEvents(services, events);
+    const token = await tokenFor(services.db, { id: 'bench-compliance', role: 'compliance', agencyId: AGENCY });
+    return { services, token, events: seeded };
+  },
+
+  // An API of its own each run: the growth is the export's, not on top of what an earlier export left allocated.
+  async runA(state): Promise<RunResult> {
+    const api = await state.services.startApi('export');
+    const { seconds, lines, bytes, startMB, peakMB } = await stopAfter([api], async () => {
+      const rss = api.watchRss();
+      const startedAt = performance.now();
+      const res = await fetch(`${api.url}${EXPORT_PATH}`, { headers: { authorization: `Bearer ${state.token}` } });
+      if (res.status !== 200 || !res.body) throw new Error(`export: ${res.status} ${await res.text()}`);
+      const counted = await countLines(res.body);
+      return { ...counted, seconds: secondsSince(startedAt), ...rss.stop() };
+    });
+    const rows = lines - 1;
+    return {
+      figures: { seconds },
+      extras: { rows, megabytes: Math.round(bytes / 1e5) / 10, apiRssGrowthMB: peakMB - startMB, apiPeakRssMB: peakMB },
+      failures: rows < state.events ? [`the export held ${rows} rows of ${state.events}`] : [],
+    };
+  },
+
+  async runB(state): Promise<RunResult> {
+    const url = new URL(state.services.serviceUrl);
+    const password = decodeURIComponent(url.password);
+    url.password = '';
+    const copy =
+      `copy (select * from audit_events where agency_id = ${escapeLiteral(AGENCY)} order by seq) ` +
+      'to stdout with (format csv, header)';
+    const startedAt = performance.now();
+    const psql = spawn(state.services.psql!, [url.toString(), '--no-psqlrc', '--quiet', '--command', copy], {
+      env: { PATH: process.env.PATH ?? '', PGPASSWORD: password },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = new Promise<number | null>((resolveExit) => psql.once('exit', resolveExit));
+    const { lines, bytes } = await countLines(psql.stdout);
+    const code = await exited;
+    if (code !== 0) throw new Error(`psql COPY exited with ${code}`);
+    const seconds = secondsSince(startedAt);
+    return { figures: { seconds }, extras: { rows: lines - 1, megabytes: Math.round(bytes / 1e5) / 10 } };
+  },
+
+  finish: async () => {},
+};

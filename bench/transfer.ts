@@ -1,154 +1,215 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
-import pino from 'pino';
-import { createActivities } from '../activities';
-import { createApp } from '../api/app';
-import { openDatabase } from '../db/database';
-import { migrateToLatest } from '../db/migrate';
-import { findTemporalTool, freePort, startEmbeddedPostgres, startTemporalDevServer } from '../scripts/dev-services';
+import type { Client } from '@temporalio/client';
+import { sql } from 'kysely';
+import type { Db } from '../db/database';
+import { today } from '../tests/support/cases';
 import { seedCaseload } from '../tests/support/caseload';
-import { testDataConverter } from '../tests/support/payload-keys';
-import { createToken, upsertUser } from '../db/users';
-import { openTemporalClient } from '../temporal';
+import { send, tokenFor } from '../tests/support/stack';
+import type { Benchmark, RunResult } from './benchmark';
+import { secondsSince, waitFor } from './benchmark';
+import { type ChildService, type Services, stopAfter, stopOnFailure } from './services';
+
+/** The search-attribute query that finds every case of a transfer (bare cases carry the same key). */
+const ofTransfer = (transferId: string) => `TransferId = "${transferId}"`;
+const atReview = (transferId: string) => `${ofTransfer(transferId)} AND CaseStep = "decision_review"`;
+
+/** Long enough for a transfer of `clients` on a slow, shared machine; a run that takes longer has failed. */
+const timeoutFor = (clients: number) => ({ everyMs: 250, timeoutMs: 300_000 + clients * 200 });
+
+export interface StartedTransfer {
+  transferId: string;
+  clients: number;
+  /** performance.now() just before the POST. */
+  startedAt: number;
+}
+
+/** A fresh caseload of `clients` in an agency of its own, and its transfer started through the API as its staff. */
+export async function startTransfer(db: Db, api: ChildService, clients: number): Promise<StartedTransfer> {
+  const seed = await seedCaseload(db, { clients, receivers: [{ capacity: clients }, { capacity: clients }] });
+  const token = await tokenFor(db, { id: 'bench-staff', role: 'staff', agencyId: seed.agencyId });
+  const startedAt = performance.now();
+  const res = await send<{ transferId: string }>(api.url, 'POST', '/v1/transfers', {
+    token,
+    body: { counselorId: seed.counselorId, lastDay: today(60) },
+  });
+  if (res.status !== 202) throw new Error(`POST /v1/transfers: ${res.status} ${JSON.stringify(res.body)}`);
+  return { transferId: res.body.transferId, clients, startedAt };
+}
+
+/** Until the transfer has started every case (its record says `open`): seconds since the POST. */
+export async function untilStarted(db: Db, transfer: StartedTransfer): Promise<number> {
+  await waitFor(
+    `transfer ${transfer.transferId}: every case started`,
+    async () => {
+      const row = await db
+        .selectFrom('transfers')
+        .select('status')
+        .where('transfer_id', '=', transfer.transferId)
+        .executeTakeFirst();
+      if (row?.status === 'failed') throw new Error(`transfer ${transfer.transferId} failed`);
+      return row?.status === 'open' ? true : undefined;
+    },
+    timeoutFor(transfer.clients),
+  );
+  return secondsSince(transfer.startedAt);
+}
+
+/** Until `count` cases of a transfer (or bare cases of a tag) wait at decision review, by Temporal's visibility. */
+async function untilAtReview(temporal: Client, tag: string, count: number, startedAt: number): Promise<number> {
+  await waitFor(
+    `${tag}: every case at decision review`,
+    async () => ((await temporal.workflow.count(atReview(tag))).count >= count ? true : undefined),
+    timeoutFor(count),
+  );
+  return secondsSince(startedAt);
+}
+
+/** Each client of the transfer has one case row, one workflow and one `case.opened` event: none lost, none twice. */
+async function exactlyOnce(services: Services, transferId: string, clients: number) {
+  const { rows } = await sql<{ rows: string; clients: string; opening: string; opened_events: string }>`
+    select count(*) as rows, count(distinct c.client_id) as clients,
+           count(*) filter (where c.status = 'opening') as opening,
+           (select count(*) from audit_events a join cases o on o.case_id = a.case_id
+             where o.transfer_id = ${transferId} and a.action = 'case.opened') as opened_events
+      from cases c where c.transfer_id = ${transferId}`.execute(services.db);
+  const found = rows[0]!;
+  const workflows = (await services.temporal.workflow.count(ofTransfer(transferId))).count;
+  const counts = {
+    caseRows: Number(found.rows),
+    distinctClients: Number(found.clients),
+    stillOpening: Number(found.opening),
+    workflows,
+    caseOpenedEvents: Number(found.opened_events),
+  };
+  const ok =
+    counts.caseRows === clients &&
+    counts.distinctClients === clients &&
+    counts.stillOpening === 0 &&
+    counts.workflows === clients &&
+    counts.caseOpenedEvents === clients;
+  return { ok, counts };
+}
 
 /**
- * `npm run bench`: a caseload transfer of N clients (default 10,000) through the real stack, against a
- * bare baseline measured in the same run: the same number of no-op workflows started by the same SDK
- * with the same concurrency on the same servers. Reports wall time, the ratio, and the worker's peak RSS.
+ * How many activities a workflow has scheduled so far, from its history: every run of it, since a case goes on in
+ * a fresh run (continue-as-new) at follow-up.
  */
-const CLIENTS = Number(process.argv[2] ?? 10_000);
-const DIR = resolve(__dirname, '..', '.data', 'bench');
-
-async function main(): Promise<void> {
-  rmSync(DIR, { recursive: true, force: true });
-  mkdirSync(DIR, { recursive: true });
-  Runtime.install({
-    logger: new DefaultLogger('ERROR'),
-    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }) } },
-  });
-  const pg = await startEmbeddedPostgres({ dataDir: join(DIR, 'postgres'), port: await freePort(), database: 'bench' });
-  const binary = findTemporalTool('temporal');
-  if (!binary) throw new Error('no temporal CLI: run npm run tools');
-  const temporalServer = await startTemporalDevServer({
-    binary,
-    port: await freePort(),
-    logFile: join(DIR, 'temporal.log'),
-    fast: true,
-  });
-  const database = openDatabase(pg.url, { poolSize: 20 });
-  await migrateToLatest(database.db);
-  // The service's stack seals its payloads as production does; the bare baseline below does not.
-  const dataConverter = testDataConverter();
-  const temporal = openTemporalClient({ address: temporalServer.address }, 'default', { dataConverter });
-  const native = await NativeConnection.connect({ address: temporalServer.address });
-  const taskQueue = `bench-${randomUUID()}`;
-  const worker = await Worker.create({
-    connection: native,
-    taskQueue,
-    dataConverter,
-    workflowsPath: require.resolve('../workflows'),
-    activities: createActivities({ db: database.db, temporal: temporal.client, taskQueue }),
-    maxCachedWorkflows: 2000,
-  });
-  const running = worker.run();
-  let peakRss = 0;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 250);
-
-  try {
-    // Baseline: bare starts of no-op workflows (a query-less workflow that returns at once), same concurrency.
-    const bareConnection = await Connection.connect({ address: temporalServer.address });
-    const bare = new Client({ connection: bareConnection });
-    const t0 = performance.now();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 16 }, async () => {
-        while (next < CLIENTS) {
-          const i = next++;
-          await bare.workflow.start('caseWorkflow', {
-            workflowId: `bare-${taskQueue}-${i}`,
-            taskQueue: `${taskQueue}-nobody`,
-            args: [{}],
-          });
-        }
-      }),
-    );
-    const bareMs = performance.now() - t0;
-    await bareConnection.close();
-
-    const seed = await seedCaseload(database.db, {
-      clients: CLIENTS,
-      receivers: [{ capacity: CLIENTS }, { capacity: CLIENTS }],
-    });
-    await upsertUser(database.db, { id: 'bench-staff', role: 'staff', agencyId: seed.agencyId, name: 'bench' });
-    const { token } = await createToken(database.db, { agencyId: seed.agencyId, userId: 'bench-staff' });
-    const headers = { authorization: `Bearer ${token}` };
-    const call = async <T>(path: string, init: RequestInit = {}): Promise<T> => {
-      const res = await fetch(`http://127.0.0.1:${port}${path}`, {
-        ...init,
-        headers: { ...headers, ...(init.headers ?? {}) },
-      });
-      const body = (await res.json()) as T;
-      if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(body)}`);
-      return body;
-    };
-    const server = createApp({
-      db: database.db,
-      temporal: temporal.client,
-      taskQueue,
-      logger: pino({ level: 'silent' }),
-      health: { postgres: database.ping, temporal: temporal.ping },
-      payloadCodec: dataConverter.payloadCodecs[0],
-    }).listen(0);
-    const port = (server.address() as { port: number }).port;
-    const t1 = performance.now();
-    const { transferId } = await call<{ transferId: string }>('/v1/transfers', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        counselorId: seed.counselorId,
-        lastDay: new Date(Date.now() + 60 * 86_400_000).toISOString().slice(0, 10),
-      }),
-    });
-    let started = 0;
-    let written = 0;
-    const progressAt: number[] = [];
-    for (;;) {
-      const q0 = performance.now();
-      const p = await call<{ started: number; cases: number }>(`/v1/transfers/${transferId}`);
-      progressAt.push(performance.now() - q0);
-      started = p.started;
-      written = p.cases;
-      if (written >= CLIENTS) break;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-    const transferMs = performance.now() - t1;
-    server.close();
-    progressAt.sort((a, b) => a - b);
-    const result = {
-      clients: CLIENTS,
-      bareStartsSeconds: +(bareMs / 1000).toFixed(1),
-      transferToAllCasesOpenSeconds: +(transferMs / 1000).toFixed(1),
-      ratioToBareStarts: +(transferMs / bareMs).toFixed(2),
-      casesStarted: started,
-      caseRowsWritten: written,
-      progressQueryMedianMs: +progressAt[Math.floor(progressAt.length / 2)]!.toFixed(1),
-      progressQueryMaxMs: +progressAt.at(-1)!.toFixed(1),
-      processPeakRssMiB: Math.round(peakRss / 2 ** 20),
-    };
-    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  } finally {
-    clearInterval(sampler);
-    worker.shutdown();
-    await running;
-    await native.close();
-    await temporal.close();
-    await database.close();
-    await temporalServer.stop();
-    await pg.stop();
+export async function activitiesScheduled(temporal: Client, workflowId: string): Promise<number> {
+  let total = 0;
+  let runId: string | undefined;
+  for (;;) {
+    const events = (await temporal.workflow.getHandle(workflowId, runId).fetchHistory()).events ?? [];
+    total += events.filter((event) => event.activityTaskScheduledEventAttributes).length;
+    runId = events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId ?? undefined;
+    if (!runId) return total;
   }
 }
 
-void main();
+interface TransferState {
+  services: Services;
+  /** Activities a case runs up to decision review, read from a case's history in the first run. */
+  activitiesPerCase?: number;
+}
+
+interface TransferSize {
+  clients: number;
+}
+
+/** The bare side, started as the service's transfer starts its cases: a workflow, in pages of 200, 16 at a time. */
+const PAGE_SIZE = 200;
+
+export const transferBenchmark: Benchmark<TransferState, TransferSize> = {
+  name: 'transfer_10k',
+  a: 'a caseload transfer through the API (POST /v1/transfers), the worker and the API as processes of their own',
+  b:
+    `a bare transfer workflow starting as many bare workflows in pages of ${PAGE_SIZE}, 16 at a time, each ` +
+    'running as many one-row INSERT activities as a case runs up to decision review, then waiting',
+  figures: [
+    { key: 'startedSeconds', label: 'until every case has started', unit: 's', better: 'lower' },
+    { key: 'atReviewSeconds', label: 'until every case waits at decision review', unit: 's', better: 'lower' },
+  ],
+  goal: {
+    text: 'ratio ≤ 1.3, every case exactly once, peak worker RSS ≤ 400 MB',
+    ratios: [
+      { key: 'startedSeconds', max: 1.3 },
+      { key: 'atReviewSeconds', max: 1.3 },
+    ],
+    limits: [
+      { key: 'exactlyOnce', label: 'every case exactly once', equals: true },
+      { key: 'peakWorkerRssMB', label: 'peak worker RSS (MB)', max: 400 },
+    ],
+  },
+  size: (options) => ({ clients: options.clients ?? (options.quick ? 100 : 10_000) }),
+  warmupSize: ({ clients }) => ({ clients: Math.max(20, Math.round(clients / 20)) }),
+
+  prepare: async (services) => ({ services }),
+
+  // Each run has a worker of its own (and a task queue, so the run waits for no one else's poll): its peak is this
+  // transfer's, not the cache left by the runs before it.
+  async runA(state, { clients }): Promise<RunResult> {
+    const { services } = state;
+    const queue = `transfer-${randomUUID().slice(0, 8)}`;
+    const worker = await services.startWorker(queue);
+    const api = await stopOnFailure([worker], () => services.startApi(queue));
+    const { transfer, startedSeconds, atReviewSeconds, peakMB } = await stopAfter([api, worker], async () => {
+      const rss = worker.watchRss();
+      const started = await startTransfer(services.db, api, clients);
+      return {
+        transfer: started,
+        startedSeconds: await untilStarted(services.db, started),
+        atReviewSeconds: await untilAtReview(services.temporal, started.transferId, clients, started.startedAt),
+        peakMB: rss.stop().peakMB,
+      };
+    });
+    const once = await exactlyOnce(services, transfer.transferId, clients);
+    if (state.activitiesPerCase === undefined) {
+      const one = await services.db
+        .selectFrom('cases')
+        .select('workflow_id')
+        .where('transfer_id', '=', transfer.transferId)
+        .executeTakeFirstOrThrow();
+      state.activitiesPerCase = await activitiesScheduled(services.temporal, one.workflow_id);
+    }
+    return {
+      figures: { startedSeconds, atReviewSeconds },
+      extras: {
+        exactlyOnce: once.ok,
+        peakWorkerRssMB: peakMB,
+        ...once.counts,
+        activitiesPerCase: state.activitiesPerCase,
+      },
+      failures: once.ok ? [] : [`transfer ${transfer.transferId}: not every case exactly once`],
+    };
+  },
+
+  async runB(state, { clients }): Promise<RunResult> {
+    const { services } = state;
+    if (state.activitiesPerCase === undefined) throw new Error('the service side runs first, to count activities');
+    const tag = `bare-${randomUUID()}`;
+    const worker = await services.startBareWorker(tag);
+    return stopAfter([worker], async () => {
+      const rss = worker.watchRss();
+      const startedAt = performance.now();
+      const handle = await services.bareTemporal.workflow.start('bareTransferWorkflow', {
+        workflowId: `transfer-${tag}`,
+        taskQueue: tag,
+        args: [{ tag, count: clients, pageSize: PAGE_SIZE, activities: state.activitiesPerCase }],
+      });
+      await waitFor(
+        `${tag}: every bare case started`,
+        async () => {
+          const { status } = await handle.describe();
+          if (status.name === 'FAILED' || status.name === 'TERMINATED') throw new Error(`${tag}: ${status.name}`);
+          return status.name === 'COMPLETED' ? true : undefined;
+        },
+        timeoutFor(clients),
+      );
+      const startedSeconds = secondsSince(startedAt);
+      const atReviewSeconds = await untilAtReview(services.bareTemporal, tag, clients, startedAt);
+      const { peakMB } = rss.stop();
+      return { figures: { startedSeconds, atReviewSeconds }, extras: { peakWorkerRssMB: peakMB } };
+    });
+  },
+
+  finish: async () => {},
+};

@@ -163,6 +163,9 @@ export async function startWorker(
       : { workflowsPath: require.resolve('../workflows') }),
     // On SIGTERM the activities in flight get this long to finish (each is seconds); what is left is retried.
     shutdownGraceTime: '10 seconds',
+    // The SDK sizes the cache from the heap (2,300 workflows on a 4 GB heap, about a third of a MB each); a bulk
+    // transfer would fill it. Bounded, the worker's memory does not grow with the caseload.
+    maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
     activities: createActivities({
       db: database.db,
       temporal: temporal.client,

@@ -57,9 +57,12 @@ export function caseBody(overrides: Record<string, unknown> = {}) {
   return { agencyId: all.agencyId as string, clientId: all.clientId as string, record, start };
 }
 
+/** What the case helpers need of a stack: its API, and its Temporal client for a case's history. */
+export type CaseApi = Pick<TestStack, 'request' | 'client'>;
+
 /** Writes the client record as agency staff; the answer must be 200 or 201. */
 export async function putClient(
-  stack: TestStack,
+  stack: CaseApi,
   agencyId: string,
   clientId: string,
   record: Record<string, unknown>,
@@ -88,13 +91,13 @@ export const release = (providerId: string, overrides: Record<string, unknown> =
 /** Drives one case through the API, failing loudly on any unexpected answer. */
 export class CaseDriver {
   constructor(
-    readonly stack: TestStack,
+    readonly stack: CaseApi,
     readonly caseId: string,
     readonly agencyId = 'agency-1',
     readonly clientId = '',
   ) {}
 
-  static async open(stack: TestStack, overrides: Record<string, unknown> = {}): Promise<CaseDriver> {
+  static async open(stack: CaseApi, overrides: Record<string, unknown> = {}): Promise<CaseDriver> {
     const { agencyId, clientId, record, start } = caseBody(overrides);
     await putClient(stack, agencyId, clientId, record);
     const res = await stack.request('POST', '/v1/cases', { body: start, actor: { ...STAFF, agencyId } });

@@ -1,0 +1,357 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { sql } from 'kysely';
+import { type Db, openDatabase } from '../db/database';
+import { migrateDatabase } from '../db/migrate';
+import { roleOf, setUpRoles } from '../db/roles';
+import {
+  findPostgresTool,
+  findTemporalTool,
+  freePort,
+  newLogins,
+  startEmbeddedPostgres,
+  startTemporalDevServer,
+} from '../scripts/dev-services';
+import { bundleWorkflows } from '../scripts/bundle-workflows';
+import { startMailCatcher } from '../scripts/mail-catcher';
+import { SCRATCH_TABLE } from './baseline/activities';
+import { TEST_PAYLOAD_KEYS, testDataConverter } from '../tests/support/payload-keys';
+
+const ROOT = resolve(__dirname, '..');
+export const BENCH_DIR = join(ROOT, '.data', 'bench');
+
+/** A process the bench started, whose memory it reads from /proc (Linux). */
+export interface ChildService {
+  name: string;
+  pid: number;
+  /** Where the process answers HTTP, for the API and the bare read server. */
+  url: string;
+  /** Starts watching the process's resident memory; stop() gives where it started and its peak since, in MB. */
+  watchRss(): { stop(): { startMB: number; peakMB: number } };
+  stop(): Promise<void>;
+}
+
+export interface Services {
+  dir: string;
+  /** The schema's owner (scratch tables, bulk seeds) and the service's role (what the worker and the API use). */
+  ownerUrl: string;
+  serviceUrl: string;
+  owner: Db;
+  db: Db;
+  temporalAddress: string;
+  /** The service's client (payloads sealed, as the worker and the API seal them) and a plain one for baselines. */
+  temporal: Client;
+  bareTemporal: Client;
+  psql: string | undefined;
+  startWorker(taskQueue: string): Promise<ChildService>;
+  startApi(taskQueue: string): Promise<ChildService>;
+  startBareWorker(taskQueue: string): Promise<ChildService>;
+  startBareReadServer(): Promise<ChildService>;
+  versions(): Promise<Record<string, string>>;
+  stop(): Promise<void>;
+}
+
+/** A memory figure of /proc/<pid>/status, in MB (10^6 bytes, as the goals are written). */
+function statusField(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1];
+  return kib ? (Number(kib) * 1024) / 1e6 : 0;
+}
+
+/**
+ * The peak resident memory of a process over an interval: the kernel's high-water mark (VmHWM), reset at the
+ * start through clear_refs, and VmRSS sampled every 100 ms in case the reset is not allowed.
+ */
+function watchRss(pid: number) {
+  const startMB = statusField(pid, 'VmRSS');
+  let reset = true;
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  } catch {
+    reset = false;
+  }
+  let sampled = startMB;
+  const sampler = setInterval(() => {
+    try {
+      sampled = Math.max(sampled, statusField(pid, 'VmRSS'));
+    } catch {
+      // the process has gone; its last sample stands
+    }
+  }, 100);
+  return {
+    stop() {
+      clearInterval(sampler);
+      let peakMB = sampled;
+      try {
+        peakMB = Math.max(sampled, reset ? statusField(pid, 'VmHWM') : 0);
+      } catch {
+        // gone
+      }
+      return { startMB: Math.round(startMB), peakMB: Math.round(peakMB) };
+    },
+  };
+}
+
+/** Runs `run`, then stops the processes, whether it succeeded or not. */
+export async function stopAfter<T>(children: ChildService[], run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } finally {
+    await Promise.all(children.map((child) => child.stop()));
+  }
+}
+
+/** Runs `run`; if it fails, stops the processes (started before it, and of no use without it). */
+export async function stopOnFailure<T>(children: ChildService[], run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    await Promise.all(children.map((child) => child.stop()));
+    throw error;
+  }
+}
+
+interface Spawned {
+  child: ChildProcess;
+  exited: Promise<void>;
+  exitReason: () => string | undefined;
+}
+
+const running = new Set<ChildProcess>();
+
+// A bench stopped by an error or Ctrl-C takes its processes with it.
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/** Runs a TypeScript entry point in a Node process of its own (its pid is the process itself, not a wrapper). */
+function spawnTs(file: string, name: string, logDir: string, env: Record<string, string>, ipc = false): Spawned {
+  mkdirSync(logDir, { recursive: true });
+  const logFile = join(logDir, `${name}.log`);
+  const log = openSync(logFile, 'a');
+  const child = spawn(process.execPath, ['--import', 'tsx', file], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', log, log, ...(ipc ? ['ipc' as const] : [])],
+  });
+  closeSync(log);
+  running.add(child);
+  let reason: string | undefined;
+  const exited = new Promise<void>((resolveExit) => {
+    child.once('exit', (code, signal) => {
+      running.delete(child);
+      reason = `${name} exited (code ${code ?? '-'}, signal ${signal ?? '-'}); see ${logFile}`;
+      resolveExit();
+    });
+  });
+  return { child, exited, exitReason: () => reason };
+}
+
+async function stopChild({ child, exited, exitReason }: Spawned): Promise<void> {
+  if (exitReason()) return;
+  child.kill('SIGTERM');
+  const stopped = await Promise.race([exited.then(() => true), sleep(30_000, false, { ref: false })]);
+  if (!stopped) {
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+function childService(spawned: Spawned, name: string, url: string): ChildService {
+  const pid = spawned.child.pid!;
+  return { name, pid, url, watchRss: () => watchRss(pid), stop: () => stopChild(spawned) };
+}
+
+async function until(what: string, spawned: Spawned, probe: () => Promise<boolean>, timeoutMs = 120_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    const reason = spawned.exitReason();
+    if (reason) throw new Error(`${what}: ${reason}`);
+    if (Date.now() > deadline) {
+      await stopChild(spawned);
+      throw new Error(`${what}: not ready within ${timeoutMs / 1000} s`);
+    }
+    await sleep(250);
+  }
+}
+
+/** Settings a bare child receives over IPC (not the environment: only config.ts reads that). */
+export interface BareSettings {
+  databaseUrl: string;
+  temporalAddress: string;
+  taskQueue: string;
+  workflowBundle: string;
+}
+
+async function startBare(
+  file: string,
+  name: string,
+  logDir: string,
+  settings: Partial<BareSettings> & { databaseUrl: string },
+): Promise<ChildService> {
+  const spawned = spawnTs(file, name, logDir, {}, true);
+  spawned.child.send(settings);
+  const ready = await Promise.race([
+    new Promise<{ url?: string }>((resolveReady) => spawned.child.once('message', resolveReady)),
+    spawned.exited.then(() => undefined),
+  ]);
+  if (!ready) throw new Error(spawned.exitReason());
+  return childService(spawned, name, ready.url ?? '');
+}
+
+/**
+ * Everything the benchmarks share, fresh under .data/bench/: an embedded PostgreSQL with the owner and service
+ * roles, migrated; a Temporal dev server (WAL, no fsync, as the tests run it); the service's workflow bundle and
+ * the baseline's, made once; a mail catcher for the letters the cases send.
+ */
+export async function startServices(say: (line: string) => void): Promise<Services> {
+  const dir = BENCH_DIR;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const logDir = join(dir, 'logs');
+  const stops: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const step of stops.splice(0).reverse()) await step().catch(() => undefined);
+  };
+  try {
+    say('starting PostgreSQL, Temporal, and bundling the workflows');
+    const pg = await startEmbeddedPostgres({
+      dataDir: join(dir, 'postgres'),
+      port: await freePort(),
+      database: 'bench',
+    });
+    stops.push(() => pg.stop());
+    const { ownerUrl, serviceUrl } = await setUpRoles(pg.url, newLogins());
+    await migrateDatabase(ownerUrl, serviceUrl);
+    const owner = openDatabase(ownerUrl, { poolSize: 2 });
+    stops.push(() => owner.close());
+    await createScratchTable(owner.db, roleOf(serviceUrl));
+    const binary = findTemporalTool('temporal', say);
+    if (!binary) throw new Error('no temporal CLI: run npm run tools');
+    const temporalServer = await startTemporalDevServer({
+      binary,
+      port: await freePort(),
+      logFile: join(dir, 'temporal.log'),
+      fast: true,
+    });
+    stops.push(() => temporalServer.stop());
+    const mail = await startMailCatcher();
+    stops.push(() => mail.stop());
+
+    const serviceBundle = (await bundleWorkflows(join(dir, 'workflow-bundle.js'), quietLogger)).path;
+    const baselineBundle = join(dir, 'baseline-bundle.js');
+    const { code } = await bundleWorkflowCode({
+      workflowsPath: require.resolve('./baseline/workflows'),
+      logger: quietLogger,
+    });
+    writeFileSync(baselineBundle, code);
+
+    const database = openDatabase(serviceUrl, { poolSize: 10 });
+    stops.push(() => database.close());
+    const connection = await Connection.connect({ address: temporalServer.address });
+    stops.push(() => connection.close());
+    const temporal = new Client({ connection, dataConverter: testDataConverter() });
+    const bareTemporal = new Client({ connection });
+
+    // The service's processes as production runs them, but for the reconcile, which would run in the middle of a
+    // measurement: its schedule is set a week out.
+    const serviceEnv = (taskQueue: string, port: number): Record<string, string> => ({
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'info',
+      DATABASE_URL: serviceUrl,
+      TEMPORAL_ADDRESS: temporalServer.address,
+      TEMPORAL_TLS_DISABLED: 'true',
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      PAYLOAD_KEYS: TEST_PAYLOAD_KEYS,
+      WORKFLOW_BUNDLE: serviceBundle,
+      DATA_DIR: join(dir, 'service'),
+      SMTP_URL: mail.url,
+      RECONCILE_INTERVAL_MINUTES: '10080',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      PUBLIC_URL: `http://127.0.0.1:${port}`,
+      // Every request of a benchmark comes from one address and a few tokens.
+      RATE_LIMIT_PER_MINUTE: '100000000',
+      RATE_LIMIT_PER_ADDRESS_PER_MINUTE: '100000000',
+    });
+    const polling = (taskQueue: string) => async () => {
+      const { pollers } = await connection.workflowService.describeTaskQueue({
+        namespace: 'default',
+        taskQueue: { name: taskQueue },
+        taskQueueType: 1,
+      });
+      return (pollers ?? []).length > 0;
+    };
+
+    return {
+      dir,
+      ownerUrl,
+      serviceUrl,
+      owner: owner.db,
+      db: database.db,
+      temporalAddress: temporalServer.address,
+      temporal,
+      bareTemporal,
+      psql: findPostgresTool('psql'),
+      async startWorker(taskQueue) {
+        const spawned = spawnTs('worker/main.ts', `worker-${taskQueue}`, logDir, serviceEnv(taskQueue, 0));
+        await until('the worker', spawned, polling(taskQueue));
+        return childService(spawned, 'worker', '');
+      },
+      async startApi(taskQueue) {
+        const port = await freePort();
+        const spawned = spawnTs('api/main.ts', `api-${taskQueue}`, logDir, serviceEnv(taskQueue, port));
+        const url = `http://127.0.0.1:${port}`;
+        await until('the API', spawned, () =>
+          fetch(`${url}/health`).then(
+            () => true,
+            () => false,
+          ),
+        );
+        return childService(spawned, 'api', url);
+      },
+      startBareWorker: (taskQueue) =>
+        startBare('bench/baseline/worker.ts', `bare-worker-${taskQueue}`, logDir, {
+          databaseUrl: serviceUrl,
+          temporalAddress: temporalServer.address,
+          taskQueue,
+          workflowBundle: baselineBundle,
+        }),
+      startBareReadServer: () =>
+        startBare('bench/baseline/read-server.ts', 'bare-read-server', logDir, { databaseUrl: serviceUrl }),
+      async versions() {
+        const { rows } = await sql<{ version: string }>`select current_setting('server_version') as version`.execute(
+          database.db,
+        );
+        const temporalCli = spawnSync(binary, ['--version'], { encoding: 'utf8' }).stdout.trim();
+        return { postgres: rows[0]?.version ?? '?', temporalCli };
+      },
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** The baselines' table: one row per bare activity, written by the service's role as the real activities are. */
+async function createScratchTable(owner: Db, serviceRole: string): Promise<void> {
+  await sql`create table ${sql.table(SCRATCH_TABLE)} (
+    id bigserial primary key, tag text not null, n int not null, step int not null,
+    at timestamptz not null default now())`.execute(owner);
+  await sql`grant select, insert on ${sql.table(SCRATCH_TABLE)} to ${sql.id(serviceRole)}`.execute(owner);
+  await sql`grant usage on all sequences in schema public to ${sql.id(serviceRole)}`.execute(owner);
+}
+
+const quietLogger = {
+  trace() {},
+  debug() {},
+  info() {},
+  warn() {},
+  error: (message: string) => process.stderr.write(`${message}\n`),
+  log() {},
+};
