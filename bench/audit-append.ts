@@ -4,7 +4,8 @@ import { Pool } from 'pg';
 import { appendAuditEvent } from '../db/audit';
 import { type DatabaseHandle, openDatabase } from '../db/database';
 import { roleOf } from '../db/roles';
-import { type Benchmark, type RunResult, inLanes, secondsSince } from './benchmark';
+import { type Benchmark, type RunResult, secondsSince } from './benchmark';
+import { inLanes } from './lanes';
 import type { Services } from './services';
 
 const WRITERS = 32;

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { type CaseApi, CaseDriver, STAFF, today } from '../tests/support/cases';
 import { send, tokenFor } from '../tests/support/stack';
 import { bareCaseId } from './baseline/activities';
-import { type Benchmark, type RunResult, inLanes, secondsSince } from './benchmark';
+import { type Benchmark, type RunResult, secondsSince } from './benchmark';
+import { inLanes } from './lanes';
 import { type ChildService, type Services, stopOnFailure } from './services';
 import { activitiesScheduled } from './transfer';
 

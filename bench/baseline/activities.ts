@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
-import { inLanes } from '../benchmark';
+import { inLanes } from '../lanes';
 import { TransferIdKey } from '../../workflows/search-attributes';
 
 /** The scratch table every baseline activity writes one row to (made by the bench as the schema's owner). */
