@@ -308,15 +308,20 @@ export async function chainHeads(
   return rows;
 }
 
-/** One chain's last entry; none for a chain with no events chained yet. */
-export async function chainHead(db: Kysely<Database>, chain: string) {
+/** The last row of a chain's entries or of its checkpoints (both keyed by chain and position). */
+async function lastOf(db: Kysely<Database>, table: 'audit_chain' | 'audit_checkpoints', chain: string) {
   return db
-    .selectFrom('audit_chain')
+    .selectFrom(table)
     .select(['position', 'hash'])
     .where('chain', '=', chain)
     .orderBy('position', 'desc')
     .limit(1)
     .executeTakeFirst();
+}
+
+/** One chain's last entry; none for a chain with no events chained yet. */
+export async function chainHead(db: Kysely<Database>, chain: string) {
+  return lastOf(db, 'audit_chain', chain);
 }
 
 /** Checks one chain from a start (genesis or a checkpoint) to its head, a batch at a time (flat memory). */
@@ -390,15 +395,7 @@ export async function verifyChain(
   const names = options.chains ?? (await chainHeads(db)).map((h) => h.chain);
   const chains: ChainReport[] = [];
   for (const chain of names) {
-    const checkpoint = full
-      ? undefined
-      : await db
-          .selectFrom('audit_checkpoints')
-          .select(['position', 'hash'])
-          .where('chain', '=', chain)
-          .orderBy('position', 'desc')
-          .limit(1)
-          .executeTakeFirst();
+    const checkpoint = full ? undefined : await lastOf(db, 'audit_checkpoints', chain);
     const report = await verifyOneChain(db, chain, checkpoint ?? { position: '0', hash: GENESIS_HASH }, batch);
     if (!report.firstBroken && report.headPosition && report.headPosition !== checkpoint?.position) {
       await db
