@@ -6,10 +6,11 @@ import express, { type RequestHandler } from 'express';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import swaggerUiDist from 'swagger-ui-dist';
+import type { CopyOut } from '../db/database';
 import type { Database } from '../db/schema';
 import { agencyRoutes } from './agencies';
 import { auditRoutes } from './audit';
-import { addressKey, authenticate, rateLimit } from './auth';
+import { signIn } from './auth';
 import { codecBodyParser, codecCors, codecRoutes } from './codec';
 import { idempotent } from './idempotency';
 import { type Metrics, createMetrics, metricsRoute } from './metrics';
@@ -41,6 +42,8 @@ declare global {
 
 export interface AppDeps {
   db: Kysely<Database>;
+  /** COPY … TO STDOUT on the same database, for exports PostgreSQL writes itself. */
+  copyOut: CopyOut;
   temporal: Client;
   taskQueue: string;
   logger: Logger;
@@ -153,21 +156,12 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(webRoutes());
   app.use(oidcRoutes({ db, logger, oidc: deps.oidc, devTokens: deps.devTokens ?? true }));
 
-  // Everything below needs a signed-in user. The address is counted first, so a flood of bad tokens is throttled
-  // before its tokens are looked up; then each token has a budget of its own.
+  // Everything below needs a signed-in user: the address is counted first, so a flood of bad tokens is throttled
+  // before any token counts; then each token has a budget of its own (one round trip for all three).
   app.use(
-    rateLimit(db, {
-      perMinute: deps.rateLimitPerAddressPerMinute ?? 3000,
-      keyOf: (req) => addressKey(req.ip),
-      per: 'from this address',
-    }),
-  );
-  app.use(authenticate(db));
-  app.use(
-    rateLimit(db, {
-      perMinute: deps.rateLimitPerMinute ?? 600,
-      keyOf: (req) => (req.tokenId ? `token:${req.tokenId}` : undefined),
-      per: 'with this token',
+    signIn(db, {
+      perAddressPerMinute: deps.rateLimitPerAddressPerMinute ?? 3000,
+      perTokenPerMinute: deps.rateLimitPerMinute ?? 600,
     }),
   );
   // Starts, and actions on a case: a retried call with its Idempotency-Key gets the first answer, applied once.
@@ -178,7 +172,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(caseRoutes({ db, temporal, taskQueue }));
   app.use(listRoutes({ db }));
   app.use(userRoutes({ db }));
-  app.use(auditRoutes({ db, anchorFile: deps.anchorFile ?? '.data/audit-anchors.ndjson' }));
+  app.use(auditRoutes({ db, copyOut: deps.copyOut, anchorFile: deps.anchorFile ?? '.data/audit-anchors.ndjson' }));
   app.use(agencyRoutes({ db }));
   app.use(mailRoutes({ db }));
   app.use(referenceRoutes({ db, temporal }));

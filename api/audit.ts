@@ -1,8 +1,8 @@
 import { once } from 'node:events';
+import { pipeline } from 'node:stream/promises';
 import { randomUUID } from 'node:crypto';
 import { type Response, Router } from 'express';
 import type { Kysely } from 'kysely';
-import { stringify } from 'csv-stringify/sync';
 import { z } from 'zod';
 import { lastAnchor } from '../db/anchors';
 import {
@@ -12,11 +12,13 @@ import {
   accountingOfDisclosures,
   appendAuditEvent,
   chainHead,
+  csvExportCopy,
   eventBatches,
   integrateAuditChains,
   summarize,
   verifyChain,
 } from '../db/audit';
+import type { CopyOut } from '../db/database';
 import type { Database } from '../db/schema';
 import { PERMISSIONS } from '../domain/roles';
 import { requireRoles, userOf } from './auth';
@@ -48,44 +50,8 @@ export const verifyQuery = z.strictObject({
 export const clientParams = z.strictObject({ clientId: id });
 export const disclosuresQuery = z.strictObject({ since: z.iso.date().optional() });
 
-const COLUMNS = [
-  'seq',
-  'occurred_at',
-  'actor_id',
-  'actor_role',
-  'action',
-  'case_id',
-  'client_id',
-  'outcome',
-  'outcome_reason',
-  'request_id',
-  'source_address',
-  'workflow_id',
-  'activity_id',
-  'before',
-  'after',
-  'event_key',
-  'prev_hash',
-  'hash',
-  'chain_position',
-  'chain_prev_hash',
-  'chain_hash',
-] as const;
-
-/**
- * CSV through csv-stringify. `escape_formulas` prefixes a quote to a text a spreadsheet would run as a formula
- * (=, +, -, @, tab, CR first, and their full-width forms), so an export opened by compliance staff shows what
- * someone typed and never runs it. Dates as ISO 8601, before/after as JSON.
- */
-const CSV_OPTIONS = {
-  columns: [...COLUMNS],
-  escape_formulas: true,
-  cast: { date: (value: Date) => value.toISOString(), object: (value: object) => JSON.stringify(value) },
-};
-
-function serialize(rows: ExportedEvent[], format: 'ndjson' | 'csv'): string {
-  if (format === 'ndjson') return rows.map((row) => `${JSON.stringify(row)}\n`).join('');
-  return stringify(rows, CSV_OPTIONS);
+function ndjson(rows: ExportedEvent[]): string {
+  return rows.map((row) => `${JSON.stringify(row)}\n`).join('');
 }
 
 /** Writes with back-pressure; a client that went away ends the export instead of hanging it. */
@@ -118,10 +84,21 @@ function agencyReport(report: VerifyReport) {
 }
 
 /** The audit trail for compliance: export (streamed, with a manifest), verification, accounting of disclosures. */
-export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFile: string }): Router {
+export function auditRoutes({
+  db,
+  copyOut,
+  anchorFile,
+}: {
+  db: Kysely<Database>;
+  copyOut: CopyOut;
+  anchorFile: string;
+}): Router {
   const router = Router();
 
-  /** Events by case, client, actor, action and period, as NDJSON or CSV, streamed batch by batch. */
+  /**
+   * Events by case, client, actor, action and period: NDJSON streamed batch by batch, or CSV written by PostgreSQL
+   * (COPY) and passed on as it comes.
+   */
   router.get('/v1/audit', async (req, res) => {
     const actor = actorOf(req);
     requireRoles(userOf(req), AUDITORS, 'reading the audit trail');
@@ -154,32 +131,29 @@ export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFi
       format,
     };
     // The export is itself an event, written before the first byte leaves.
-    await db.transaction().execute((trx) =>
-      appendAuditEvent(trx, {
-        eventKey: `audit:export:${randomUUID()}`,
-        agencyId: userOf(req).agencyId,
-        actor,
-        action: 'audit.exported',
-        caseId: query.caseId ?? null,
-        clientId: query.clientId ?? null,
-        outcome: 'done',
-        requestId: req.id,
-        sourceAddress: req.ip ?? null,
-        after: manifest,
-      }),
-    );
+    await appendAuditEvent(db, {
+      eventKey: `audit:export:${randomUUID()}`,
+      agencyId: userOf(req).agencyId,
+      actor,
+      action: 'audit.exported',
+      caseId: query.caseId ?? null,
+      clientId: query.clientId ?? null,
+      outcome: 'done',
+      requestId: req.id,
+      sourceAddress: req.ip ?? null,
+      after: manifest,
+    });
     res.set('X-Audit-Manifest', JSON.stringify(manifest)); // ids only: the filter schema keeps it ASCII
     // The file name first: attachment() sets a type from its extension, which knows no .ndjson.
     res.attachment(`audit-${manifest.exportedAt.slice(0, 10)}.${format}`);
     res.type(format === 'csv' ? 'text/csv' : 'application/x-ndjson');
-    await write(
-      res,
-      format === 'csv' ? stringify([], { ...CSV_OPTIONS, header: true }) : `${JSON.stringify({ manifest })}\n`,
-    );
     try {
-      for await (const rows of eventBatches(db, filter)) {
-        await write(res, serialize(rows, format));
+      if (format === 'csv') {
+        await pipeline(await copyOut(csvExportCopy(db, filter)), res);
+        return;
       }
+      await write(res, `${JSON.stringify({ manifest })}\n`);
+      for await (const rows of eventBatches(db, filter)) await write(res, ndjson(rows));
       res.end();
     } catch (error) {
       // Headers are gone: cut the connection so a truncated export can never pass for a whole one.
@@ -208,18 +182,16 @@ export function auditRoutes({ db, anchorFile }: { db: Kysely<Database>; anchorFi
     const { since } = parse(disclosuresQuery, req.query, 'query');
     const from = since ?? new Date(Date.now() - 3 * 365 * 86_400_000).toISOString().slice(0, 10);
     const rows = await accountingOfDisclosures(db, userOf(req).agencyId, clientId, new Date(`${from}T00:00:00Z`));
-    await db.transaction().execute((trx) =>
-      appendAuditEvent(trx, {
-        eventKey: `disclosures:viewed:${randomUUID()}`,
-        agencyId: userOf(req).agencyId,
-        actor,
-        action: 'disclosures.viewed',
-        clientId,
-        outcome: 'done',
-        requestId: req.id,
-        sourceAddress: req.ip ?? null,
-      }),
-    );
+    await appendAuditEvent(db, {
+      eventKey: `disclosures:viewed:${randomUUID()}`,
+      agencyId: userOf(req).agencyId,
+      actor,
+      action: 'disclosures.viewed',
+      clientId,
+      outcome: 'done',
+      requestId: req.id,
+      sourceAddress: req.ip ?? null,
+    });
     res.json({
       clientId,
       since: from,

@@ -1,9 +1,9 @@
 import { isIPv6 } from 'node:net';
-import type { Request, RequestHandler } from 'express';
+import type { RequestHandler, Response } from 'express';
 import type { Kysely } from 'kysely';
-import { countRequest } from '../db/rate-limits';
+import type { RequestCount } from '../db/rate-limits';
 import type { Database } from '../db/schema';
-import { type User, userForToken } from '../db/users';
+import { type User, signInCounted, userForToken } from '../db/users';
 import type { Role } from '../domain/case';
 import { problem } from './problem';
 
@@ -45,26 +45,6 @@ export function requireRoles(user: User, roles: readonly Role[], what: string): 
 }
 
 /**
- * A fixed window of a minute per key, counted in PostgreSQL so every API replica spends one budget: at most
- * `perMinute` requests; past it, 429 with Retry-After. A request `keyOf` gives no key for is not counted.
- */
-export function rateLimit(
-  db: Kysely<Database>,
-  options: { perMinute: number; keyOf: (req: Request) => string | undefined; per: string },
-): RequestHandler {
-  return async (req, res, next) => {
-    const key = options.keyOf(req);
-    if (!key) return next();
-    const { count, resetsInSeconds } = await countRequest(db, key, 60);
-    if (count > options.perMinute) {
-      res.set('Retry-After', String(resetsInSeconds));
-      throw problem(429, `more than ${options.perMinute} requests a minute ${options.per}; slow down`);
-    }
-    next();
-  };
-}
-
-/**
  * The key a client address is limited by: an IPv4 address, or an IPv6 address's /64 (one subscriber's usual
  * allocation, which would otherwise hand out fresh budgets by the billion).
  */
@@ -81,4 +61,40 @@ export function addressKey(ip: string | undefined): string {
     .slice(0, 4)
     .map((g) => g.replace(/^0+(?=.)/, ''))
     .join(':')}::/64`;
+}
+
+/**
+ * Signs a request in, in one round trip (`signInCounted`): a fixed window of a minute per client address, counted
+ * before the token decides anything, so a flood of bad tokens is throttled; then the token's user; then a window per
+ * token, so each token spends its own budget. Counted in PostgreSQL, so every API replica spends one budget. Past a
+ * budget: 429 with Retry-After; a missing, malformed or bad token: 401.
+ */
+export function signIn(
+  db: Kysely<Database>,
+  limits: { perAddressPerMinute: number; perTokenPerMinute: number },
+): RequestHandler {
+  return async (req, res, next) => {
+    const header = req.get('authorization');
+    const match = header ? BEARER.exec(header) : null;
+    const counted = await signInCounted(db, {
+      addressKey: addressKey(req.ip),
+      token: match?.[1],
+      addressLimit: limits.perAddressPerMinute,
+      windowSeconds: 60,
+    });
+    tooMany(res, counted.address, limits.perAddressPerMinute, 'from this address');
+    if (!header) throw problem(401, 'sign in: send an Authorization: Bearer <token> header');
+    if (!match || !counted.check) throw problem(401, 'the Authorization header must be "Bearer <token>"');
+    if ('problem' in counted.check) throw problem(401, counted.check.problem);
+    req.user = counted.check.user;
+    req.tokenId = counted.check.tokenId;
+    if (counted.token) tooMany(res, counted.token, limits.perTokenPerMinute, 'with this token');
+    next();
+  };
+}
+
+function tooMany(res: Response, counted: RequestCount, perMinute: number, per: string): void {
+  if (counted.count <= perMinute) return;
+  res.set('Retry-After', String(counted.resetsInSeconds));
+  throw problem(429, `more than ${perMinute} requests a minute ${per}; slow down`);
 }

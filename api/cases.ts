@@ -270,19 +270,17 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
   const router = Router();
 
   const auditRead = (req: Request, actor: Actor, row: CaseRow, what: string) =>
-    db.transaction().execute((trx) =>
-      appendAuditEvent(trx, {
-        eventKey: `${row.case_id}:viewed:${randomUUID()}`,
-        agencyId: row.agency_id,
-        actor,
-        action: `case.viewed.${what}`,
-        caseId: row.case_id,
-        clientId: row.client_id,
-        outcome: 'done',
-        requestId: req.id,
-        sourceAddress: req.ip ?? null,
-      }),
-    );
+    appendAuditEvent(db, {
+      eventKey: `${row.case_id}:viewed:${randomUUID()}`,
+      agencyId: row.agency_id,
+      actor,
+      action: `case.viewed.${what}`,
+      caseId: row.case_id,
+      clientId: row.client_id,
+      outcome: 'done',
+      requestId: req.id,
+      sourceAddress: req.ip ?? null,
+    });
 
   /** The caller's own case, or an audited 404 that tells them nothing more. */
   const caseInScope = async (req: Request, user: User, caseId: string, what: string): Promise<CaseRow> => {
@@ -499,20 +497,18 @@ export function caseRoutes({ db, temporal, taskQueue }: CaseRoutesDeps): Router 
     message: string,
   ) {
     const caseId = row.case_id;
-    await db.transaction().execute((trx) =>
-      appendAuditEvent(trx, {
-        eventKey: `${caseId}:refused:${randomUUID()}`,
-        agencyId: row.agency_id,
-        actor,
-        action: `action.${action}`,
-        caseId,
-        clientId: row.client_id,
-        outcome: 'refused',
-        outcomeReason: `${rule}: ${message}`,
-        requestId: req.id,
-        sourceAddress: req.ip ?? null,
-      }),
-    );
+    await appendAuditEvent(db, {
+      eventKey: `${caseId}:refused:${randomUUID()}`,
+      agencyId: row.agency_id,
+      actor,
+      action: `action.${action}`,
+      caseId,
+      clientId: row.client_id,
+      outcome: 'refused',
+      outcomeReason: `${rule}: ${message}`,
+      requestId: req.id,
+      sourceAddress: req.ip ?? null,
+    });
   }
 
   return router;

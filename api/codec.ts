@@ -96,24 +96,22 @@ export function codecRoutes({ db, codec }: { db: Kysely<Database>; codec: Payloa
       const payloads = fromJson(parse(codecPayloads, req.body, 'body'));
       const sealed = payloads.filter(isEncrypted);
       const audit = (outcome: 'done' | 'refused', outcomeReason: string | null, keyIds: (string | null)[]) =>
-        db.transaction().execute((trx) =>
-          appendAuditEvent(trx, {
-            eventKey: `payloads:${randomUUID()}`,
-            agencyId: user.agencyId,
-            actor: actorOf(req),
-            action: `payloads.${direction}d`,
-            outcome,
-            outcomeReason,
-            requestId: req.id,
-            sourceAddress: req.ip ?? null,
-            after: {
-              payloads: payloads.length,
-              encrypted: sealed.length,
-              keyIds: [...new Set(keyIds.filter((id) => id !== null))].sort(),
-              namespace,
-            },
-          }),
-        );
+        appendAuditEvent(db, {
+          eventKey: `payloads:${randomUUID()}`,
+          agencyId: user.agencyId,
+          actor: actorOf(req),
+          action: `payloads.${direction}d`,
+          outcome,
+          outcomeReason,
+          requestId: req.id,
+          sourceAddress: req.ip ?? null,
+          after: {
+            payloads: payloads.length,
+            encrypted: sealed.length,
+            keyIds: [...new Set(keyIds.filter((id) => id !== null))].sort(),
+            namespace,
+          },
+        });
       let answer: Payload[];
       try {
         answer = direction === 'decode' ? await codec.decode(payloads) : await codec.encode(payloads);

@@ -17,20 +17,18 @@ export async function recordDeniedRead(
   object: { kind: string; id: string },
   detail: string,
 ): Promise<void> {
-  await db.transaction().execute((trx) =>
-    appendAuditEvent(trx, {
-      eventKey: `denied:${randomUUID()}`,
-      agencyId: user.agencyId,
-      actor: { id: user.id, role: user.role },
-      action: `${object.kind}.read_denied`,
-      clientId: object.kind === 'client' ? object.id : null,
-      outcome: 'refused',
-      outcomeReason: `not in the caller's scope: ${detail}`,
-      requestId: req.id,
-      sourceAddress: req.ip ?? null,
-      after: { [object.kind === 'case' ? 'requestedCaseId' : 'requestedId']: object.id, method: req.method },
-    }),
-  );
+  await appendAuditEvent(db, {
+    eventKey: `denied:${randomUUID()}`,
+    agencyId: user.agencyId,
+    actor: { id: user.id, role: user.role },
+    action: `${object.kind}.read_denied`,
+    clientId: object.kind === 'client' ? object.id : null,
+    outcome: 'refused',
+    outcomeReason: `not in the caller's scope: ${detail}`,
+    requestId: req.id,
+    sourceAddress: req.ip ?? null,
+    after: { [object.kind === 'case' ? 'requestedCaseId' : 'requestedId']: object.id, method: req.method },
+  });
 }
 
 /** Records the denied read, then answers 404. */

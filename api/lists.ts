@@ -121,18 +121,16 @@ export function listRoutes({ db }: { db: Kysely<Database> }): Router {
   const router = Router();
 
   const auditList = (req: Request, user: User, action: string, after: Record<string, unknown>) =>
-    db.transaction().execute((trx) =>
-      appendAuditEvent(trx, {
-        eventKey: `${action}:${randomUUID()}`,
-        agencyId: user.agencyId,
-        actor: { id: user.id, role: user.role },
-        action,
-        outcome: 'done',
-        requestId: req.id,
-        sourceAddress: req.ip ?? null,
-        after,
-      }),
-    );
+    appendAuditEvent(db, {
+      eventKey: `${action}:${randomUUID()}`,
+      agencyId: user.agencyId,
+      actor: { id: user.id, role: user.role },
+      action,
+      outcome: 'done',
+      requestId: req.id,
+      sourceAddress: req.ip ?? null,
+      after,
+    });
 
   /** The agency's cases (a counselor's own), due soonest first, filtered; the read is audited once. */
   router.get('/v1/cases', async (req, res) => {

@@ -47,18 +47,16 @@ export function mailRoutes({ db }: { db: Kysely<Database> }): Router {
       `Letters to mail, ${batchDate}`,
       batchDate,
     );
-    await db.transaction().execute((trx) =>
-      appendAuditEvent(trx, {
-        eventKey: `mail_batch:${user.agencyId}:${batchDate}:downloaded:${randomUUID()}`,
-        agencyId: user.agencyId,
-        actor,
-        action: 'mail_batch.downloaded',
-        outcome: 'done',
-        requestId: req.id,
-        sourceAddress: req.ip ?? null,
-        after: { batchDate, caseIds: items.map((i) => i.case_id) },
-      }),
-    );
+    await appendAuditEvent(db, {
+      eventKey: `mail_batch:${user.agencyId}:${batchDate}:downloaded:${randomUUID()}`,
+      agencyId: user.agencyId,
+      actor,
+      action: 'mail_batch.downloaded',
+      outcome: 'done',
+      requestId: req.id,
+      sourceAddress: req.ip ?? null,
+      after: { batchDate, caseIds: items.map((i) => i.case_id) },
+    });
     res.type('application/pdf').send(pdf);
   });
 

@@ -51,6 +51,7 @@ export async function startApi(
   const oidc = oidcSettings(config);
   const app = createApp({
     db: database.db,
+    copyOut: database.copyOut,
     temporal: temporal.client,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     logger,

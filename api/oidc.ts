@@ -212,20 +212,18 @@ export function oidcRoutes(deps: {
       'sign-in refused',
     );
     if (claimed) {
-      await db.transaction().execute((trx) =>
-        appendAuditEvent(trx, {
-          eventKey: `sign-in:refused:${randomUUID()}`,
-          agencyId: claimed.agencyId,
-          // The role is the record's, when there is one: the provider's claim is what may be wrong.
-          actor: { id: claimed.userId, role: refusal.role ?? 'system' },
-          action: 'auth.sign_in',
-          outcome: 'refused',
-          outcomeReason: refusal.reason,
-          requestId: req.id,
-          sourceAddress: req.ip ?? null,
-          after: { issuer: oidc?.issuer, subject: claimed.subject },
-        }),
-      );
+      await appendAuditEvent(db, {
+        eventKey: `sign-in:refused:${randomUUID()}`,
+        agencyId: claimed.agencyId,
+        // The role is the record's, when there is one: the provider's claim is what may be wrong.
+        actor: { id: claimed.userId, role: refusal.role ?? 'system' },
+        action: 'auth.sign_in',
+        outcome: 'refused',
+        outcomeReason: refusal.reason,
+        requestId: req.id,
+        sourceAddress: req.ip ?? null,
+        after: { issuer: oidc?.issuer, subject: claimed.subject },
+      });
     }
     sendPage(res, refusal.status, refusedPage(refusal.reason));
   }

@@ -85,18 +85,16 @@ export function taskRoutes({ db }: { db: Kysely<Database> }): Router {
     });
     const page = rows.slice(0, query.limit);
     const last = page.at(-1);
-    await db.transaction().execute((trx) =>
-      appendAuditEvent(trx, {
-        eventKey: `tasks:listed:${randomUUID()}`,
-        agencyId: user.agencyId,
-        actor: { id: user.id, role: user.role },
-        action: 'tasks.listed',
-        outcome: 'done',
-        requestId: req.id,
-        sourceAddress: req.ip ?? null,
-        after: { view: query.view, state: query.state, count: page.length },
-      }),
-    );
+    await appendAuditEvent(db, {
+      eventKey: `tasks:listed:${randomUUID()}`,
+      agencyId: user.agencyId,
+      actor: { id: user.id, role: user.role },
+      action: 'tasks.listed',
+      outcome: 'done',
+      requestId: req.id,
+      sourceAddress: req.ip ?? null,
+      after: { view: query.view, state: query.state, count: page.length },
+    });
     res.json({
       items: page.map((t) => ({
         taskId: t.task_id,

@@ -85,18 +85,16 @@ export function userRoutes({ db }: { db: Kysely<Database> }): Router {
     const body = parse(tokenBody, req.body, 'body');
     if (!(await findUser(db, admin.agencyId, userId))) throw problem(404, `no user ${userId}`);
     const created = await createToken(db, { agencyId: admin.agencyId, userId }, { label: body.label, days: body.days });
-    await db.transaction().execute((trx) =>
-      appendAuditEvent(trx, {
-        eventKey: `token:${created.tokenId}:issued`,
-        agencyId: admin.agencyId,
-        actor,
-        action: 'token.issued',
-        outcome: 'done',
-        requestId: req.id,
-        sourceAddress: req.ip ?? null,
-        after: { userId, tokenId: created.tokenId, expiresAt: created.expiresAt.toISOString() },
-      }),
-    );
+    await appendAuditEvent(db, {
+      eventKey: `token:${created.tokenId}:issued`,
+      agencyId: admin.agencyId,
+      actor,
+      action: 'token.issued',
+      outcome: 'done',
+      requestId: req.id,
+      sourceAddress: req.ip ?? null,
+      after: { userId, tokenId: created.tokenId, expiresAt: created.expiresAt.toISOString() },
+    });
     res
       .status(201)
       .json({ tokenId: created.tokenId, token: created.token, expiresAt: created.expiresAt.toISOString() });
@@ -108,17 +106,15 @@ export function userRoutes({ db }: { db: Kysely<Database> }): Router {
     requireRoles(admin, PERMISSIONS.manageUsers, 'revoking tokens');
     const { tokenId } = parse(tokenParams, req.params, 'path');
     if (!(await revokeToken(db, admin.agencyId, tokenId))) throw problem(404, `no token ${tokenId}`);
-    await db.transaction().execute((trx) =>
-      appendAuditEvent(trx, {
-        eventKey: `token:${tokenId}:revoked`,
-        agencyId: admin.agencyId,
-        actor,
-        action: 'token.revoked',
-        outcome: 'done',
-        requestId: req.id,
-        sourceAddress: req.ip ?? null,
-      }),
-    );
+    await appendAuditEvent(db, {
+      eventKey: `token:${tokenId}:revoked`,
+      agencyId: admin.agencyId,
+      actor,
+      action: 'token.revoked',
+      outcome: 'done',
+      requestId: req.id,
+      sourceAddress: req.ip ?? null,
+    });
     res.json({ tokenId, revoked: true });
   });
 

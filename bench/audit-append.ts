@@ -27,7 +27,7 @@ interface AppendSize {
 
 export const auditAppendBenchmark: Benchmark<AppendState, AppendSize> = {
   name: 'audit_append',
-  a: `appendAuditEvent, each in a transaction of its own, by ${WRITERS} writers at once in ${AGENCIES} agencies`,
+  a: `appendAuditEvent, each on its own (one statement that commits by itself, as an audited read appends), by ${WRITERS} writers at once in ${AGENCIES} agencies`,
   b: `plain INSERTs of the rows the service run appended, by ${WRITERS} writers, into a table with the same columns and indexes`,
   figures: [{ key: 'eventsPerSecond', label: 'events appended per second', unit: '/s', better: 'higher' }],
   goal: { text: 'ratio ≤ 2', ratios: [{ key: 'eventsPerSecond', max: 2 }] },
@@ -44,19 +44,17 @@ export const auditAppendBenchmark: Benchmark<AppendState, AppendSize> = {
     const tag = randomUUID();
     const startedAt = performance.now();
     await inLanes(events, WRITERS, async (n) => {
-      await state.database.db.transaction().execute((trx) =>
-        appendAuditEvent(trx, {
-          eventKey: `bench-append:${tag}:${n}`,
-          agencyId: `bench-append-${n % AGENCIES}`,
-          actor: { id: `user-${n % 40}`, role: 'staff' },
-          action: 'case.viewed.details',
-          clientId: `client-${n % 500}`,
-          outcome: 'done',
-          requestId: `req-${n}`,
-          sourceAddress: '127.0.0.1',
-          after: { n },
-        }),
-      );
+      await appendAuditEvent(state.database.db, {
+        eventKey: `bench-append:${tag}:${n}`,
+        agencyId: `bench-append-${n % AGENCIES}`,
+        actor: { id: `user-${n % 40}`, role: 'staff' },
+        action: 'case.viewed.details',
+        clientId: `client-${n % 500}`,
+        outcome: 'done',
+        requestId: `req-${n}`,
+        sourceAddress: '127.0.0.1',
+        after: { n },
+      });
     });
     const seconds = secondsSince(startedAt);
     state.lastTag = tag;

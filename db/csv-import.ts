@@ -171,22 +171,20 @@ export async function importCsv(
     }
     if (index % 50 === 0 || index === records.length - 1) onProgress(index + 1, records.length);
   }
-  await db.transaction().execute((trx) =>
-    appendAuditEvent(trx, {
-      eventKey: `import:${kind}:${Date.now()}:${Math.random().toString(36).slice(2)}`,
-      agencyId: agencyOwned(kind) ? agencyId : null,
-      actor,
-      action: `${kind}.imported`,
-      outcome: report.rejected.length ? 'refused' : 'done',
-      outcomeReason: report.rejected.length ? `${report.rejected.length} row(s) rejected` : null,
-      after: {
-        rows: report.rows,
-        inserted: report.inserted,
-        updated: report.updated,
-        unchanged: report.unchanged,
-        rejected: report.rejected.length,
-      },
-    }),
-  );
+  await appendAuditEvent(db, {
+    eventKey: `import:${kind}:${Date.now()}:${Math.random().toString(36).slice(2)}`,
+    agencyId: agencyOwned(kind) ? agencyId : null,
+    actor,
+    action: `${kind}.imported`,
+    outcome: report.rejected.length ? 'refused' : 'done',
+    outcomeReason: report.rejected.length ? `${report.rejected.length} row(s) rejected` : null,
+    after: {
+      rows: report.rows,
+      inserted: report.inserted,
+      updated: report.updated,
+      unchanged: report.unchanged,
+      rejected: report.rejected.length,
+    },
+  });
   return report;
 }

@@ -1,5 +1,7 @@
+import type { Readable } from 'node:stream';
 import { Kysely, PostgresDialect } from 'kysely';
 import { Pool, types } from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
 
 // SQL dates stay ISO date strings: a calendar date has no time zone to shift it.
 types.setTypeParser(types.builtins.DATE, (value) => value);
@@ -12,6 +14,36 @@ export interface DatabaseHandle {
   /** True when a query reached the server just now. */
   ping: () => Promise<boolean>;
   close: () => Promise<void>;
+  copyOut: CopyOut;
+}
+
+/**
+ * Streams `COPY (<query>) TO STDOUT …` from a connection of its own, which goes back to the pool when the stream
+ * ends; a stream destroyed half way (a client that went away) takes its connection with it, since the server is
+ * still sending. COPY takes no parameters: the query's values are already literals (see `literal` in db/audit.ts).
+ */
+export type CopyOut = (copy: string) => Promise<Readable>;
+
+function copyOutOf(pool: Pool): CopyOut {
+  return async (copy) => {
+    const client = await pool.connect();
+    let released = false;
+    const release = (error?: Error) => {
+      if (released) return;
+      released = true;
+      client.release(error);
+    };
+    try {
+      const stream = client.query(copyTo(copy));
+      stream.once('end', () => release());
+      stream.once('error', (error) => release(error));
+      stream.once('close', () => release(stream.readableEnded ? undefined : new Error('the COPY stream was cut')));
+      return stream;
+    } catch (error) {
+      release(error as Error);
+      throw error;
+    }
+  };
 }
 
 /** Opens a pool; a dropped connection is reported, never fatal (the pool reconnects on the next query). */
@@ -42,5 +74,6 @@ export function openDatabase(
     async close() {
       await db.destroy();
     },
+    copyOut: copyOutOf(pool),
   };
 }

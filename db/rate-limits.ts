@@ -1,28 +1,43 @@
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type RawBuilder, sql } from 'kysely';
 import type { Database } from './schema';
 
+export interface RequestCount {
+  count: number;
+  resetsInSeconds: number;
+}
+
 /**
- * Counts one request against `key`'s window, in one upsert: a window older than `windowSeconds` starts afresh at
- * this request. The database's clock decides, so replicas with drifting clocks still share one window.
+ * Every request of an address or a token updates the same row, so each waits for the one before it to commit. A
+ * count commits without waiting for its WAL to reach disk (`synchronous_commit` off for its statement's own
+ * transaction only): a crash can forget the last few counts of a one-minute window, which costs nothing, and the
+ * row is free again as soon as the update is done rather than after an fsync. A statement that counts selects
+ * from this.
  */
-export async function countRequest(
-  db: Kysely<Database>,
-  key: string,
-  windowSeconds: number,
-): Promise<{ count: number; resetsInSeconds: number }> {
+export const RELAXED = sql`(select set_config('synchronous_commit', 'off', true)) as relaxed`;
+
+/**
+ * An upsert of the (key, now(), 1) rows `source` selects into their windows: a window older than `windowSeconds`
+ * starts afresh at this request. The database's clock decides, so replicas with drifting clocks share one window.
+ * Returns each row's count and the seconds until its window resets.
+ */
+export function countingUpsert(source: RawBuilder<unknown>, windowSeconds: number): RawBuilder<unknown> {
   const window = sql`make_interval(secs => ${windowSeconds})`;
   const expired = sql<boolean>`rate_limit_windows.started_at <= now() - ${window}`;
-  const row = await db
-    .insertInto('rate_limit_windows')
-    .values({ key, started_at: sql`now()`, count: 1 })
-    .onConflict((oc) =>
-      oc.column('key').doUpdateSet({
-        started_at: sql`case when ${expired} then now() else rate_limit_windows.started_at end`,
-        count: sql`case when ${expired} then 1 else rate_limit_windows.count + 1 end`,
-      }),
-    )
-    .returning(['count', sql<number>`ceil(extract(epoch from started_at + ${window} - now()))::int`.as('resets_in')])
-    .executeTakeFirstOrThrow();
+  return sql`
+    insert into rate_limit_windows (key, started_at, count) ${source}
+    on conflict (key) do update set
+      started_at = case when ${expired} then now() else rate_limit_windows.started_at end,
+      count = case when ${expired} then 1 else rate_limit_windows.count + 1 end
+    returning count, ceil(extract(epoch from started_at + ${window} - now()))::int as resets_in`;
+}
+
+/** Counts one request against `key`'s window, in one upsert. */
+export async function countRequest(db: Kysely<Database>, key: string, windowSeconds: number): Promise<RequestCount> {
+  const { rows } = await sql<{ count: number; resets_in: number }>`${countingUpsert(
+    sql`select ${key}, now(), 1 from ${RELAXED}`,
+    windowSeconds,
+  )}`.execute(db);
+  const row = rows[0]!;
   return { count: row.count, resetsInSeconds: Math.max(1, row.resets_in) };
 }
 

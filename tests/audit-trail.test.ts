@@ -10,6 +10,7 @@ import {
   type ExportedEvent,
   GENESIS_HASH,
   appendAuditEvent,
+  csvExportCopy,
   hashEvent,
   integrateAuditChains,
   linkHash,
@@ -18,8 +19,9 @@ import {
 } from '../db/audit';
 import { type DatabaseHandle, openDatabase } from '../db/database';
 import { COUNSELOR, CaseDriver, DIRECTOR, STAFF, today } from './support/cases';
+import { testContext } from './support/context';
 import { freshDatabase } from './support/isolated';
-import { type TestStack, eventually, startStack } from './support/stack';
+import { type TestStack, eventually, startStack, tokenFor } from './support/stack';
 
 const COMPLIANCE = { id: 'compliance-1', role: 'compliance' as const };
 
@@ -415,5 +417,112 @@ describe('the trail for compliance', () => {
     expect(rows.map((r) => JSON.parse(r.after!).name)).toEqual(names.map((name) => `${name} Doe`));
     expect(Object.keys(rows[0]!)).toEqual(expect.arrayContaining(['seq', 'occurred_at', 'outcome_reason', 'hash']));
     expect(rows[0]!.occurred_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  });
+});
+
+describe('the CSV export, written by PostgreSQL', () => {
+  let stack: TestStack;
+
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  /** `count` events of about 2 kB each in an agency of their own, chained, so an export of them is ~10 MB. */
+  async function seedAgency(agencyId: string, count: number): Promise<void> {
+    for (let from = 0; from < count; from += 1000) {
+      const rows = Array.from({ length: Math.min(1000, count - from) }, (_, i) => {
+        const row = {
+          agency_id: agencyId,
+          event_key: `cut:${agencyId}:${from + i}`,
+          occurred_at: new Date(),
+          actor_id: 'staff-1',
+          actor_role: 'staff' as const,
+          action: 'test.event',
+          case_id: null,
+          client_id: `client-${from + i}`,
+          outcome: 'done' as const,
+          outcome_reason: null,
+          request_id: null,
+          source_address: null,
+          workflow_id: null,
+          activity_id: null,
+          before: null,
+          after: { note: 'x'.repeat(2000) },
+          prev_hash: null,
+        };
+        return { ...row, after: JSON.stringify(row.after), hash: hashEvent(row) };
+      });
+      const seqs = await stack.db.insertInto('audit_events').values(rows).returning('seq').execute();
+      await stack.db
+        .insertInto('audit_pending')
+        .values(seqs.map(({ seq }) => ({ event_seq: seq, chain: agencyId })))
+        .execute();
+    }
+    await integrateAuditChains(stack.db, { chains: [agencyId] });
+  }
+
+  test('when the reader goes away half way through a large CSV export, then the connection that ran its COPY is closed, not reused, and later exports still answer', async () => {
+    const agencyId = `agency-cut-${randomUUID().slice(0, 8)}`;
+    await seedAgency(agencyId, 5000);
+    const auditor = { ...COMPLIANCE, agencyId };
+    const token = await tokenFor(stack.db, auditor);
+    const response = await fetch(`${stack.url}/v1/audit?format=csv`, { headers: { authorization: `Bearer ${token}` } });
+    expect(response.status).toBe(200);
+    const reader = response.body!.getReader();
+    const first = await reader.read();
+    expect(new TextDecoder().decode(first.value).split('\n')[0]).toMatch(/^seq,occurred_at,actor_id,/);
+    const { rows: copying } = await sql<{ pid: number }>`
+      select pid from pg_stat_activity where query like 'copy (select%' and pid <> pg_backend_pid()`.execute(stack.db);
+    expect(copying).toHaveLength(1);
+    await reader.cancel();
+
+    // The server sees the reader go: the connection that ran the COPY is closed, not handed back half way.
+    await eventually(async () => {
+      const { rows } = await sql<{ n: string }>`
+        select count(*) as n from pg_stat_activity where pid = ${copying[0]!.pid}`.execute(stack.db);
+      return Number(rows[0]!.n) === 0;
+    });
+    // More exports than the pool has connections: each gets a connection that is whole, and answers in full.
+    for (let i = 0; i < 12; i++) {
+      const whole = await stack.request<string>('GET', `/v1/audit?format=csv&clientId=client-${i}`, { actor: auditor });
+      expect(whole.status).toBe(200);
+      const rows = parse(whole.body, { columns: true }) as Record<string, string>[];
+      expect(rows.map((r) => r.client_id)).toEqual([`client-${i}`]);
+    }
+  });
+
+  test("when a filter holds quotes and backslashes, then COPY matches it as written and exports only that id's events", async () => {
+    // The API's id schema refuses such ids before they get here; the literal must hold even if one got through.
+    const agencyId = `agency-quote-${randomUUID().slice(0, 8)}`;
+    const hostile = ["o'brien", "x' or '1'='1", 'back\\slash', "q\\'q", "e'') to stdout; --"];
+    for (const [i, clientId] of hostile.entries()) {
+      await stack.db.transaction().execute((trx) =>
+        appendAuditEvent(trx, {
+          eventKey: `quote:${agencyId}:${i}`,
+          agencyId,
+          actor: { id: 'staff-1', role: 'staff' },
+          action: 'client.updated',
+          clientId,
+          outcome: 'done',
+        }),
+      );
+    }
+    await integrateAuditChains(stack.db, { chains: [agencyId] });
+    const database = openDatabase(testContext().databaseUrl, { poolSize: 1 });
+    try {
+      for (const clientId of hostile) {
+        const copy = csvExportCopy(stack.db, { agencyId, clientId, upToPosition: '1000' });
+        let csv = '';
+        for await (const chunk of await database.copyOut(copy)) csv += String(chunk);
+        const rows = parse(csv, { columns: true }) as Record<string, string>[];
+        expect(rows.map((r) => r.client_id)).toEqual([clientId]);
+      }
+    } finally {
+      await database.close();
+    }
   });
 });

@@ -82,6 +82,7 @@ beforeAll(async () => {
   taskQueue = `fuzz-${randomUUID()}`;
   const deps: AppDeps = {
     db: database.db,
+    copyOut: database.copyOut,
     temporal: temporal.client,
     taskQueue,
     logger: pino({ level: 'silent' }),

@@ -2,6 +2,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { type Db, openDatabase } from '../db/database';
 import { purgeExpiredIdempotencyKeys } from '../db/idempotency-keys';
 import { purgeRateLimitWindows } from '../db/rate-limits';
+import { hashToken } from '../db/users';
 import { testContext } from './support/context';
 import { type ApiResponse, send, tokenFor, withApp } from './support/stack';
 
@@ -69,6 +70,36 @@ describe('rate limit', () => {
         headers: { 'x-forwarded-for': testAddress() },
       });
       expect(other.status).toBe(401);
+    });
+  });
+
+  test("when an address is past its budget, then its good token's requests are refused without spending the token's budget", async () => {
+    const address = testAddress();
+    const token = await tokenFor(db, { id: `staff-${randomUUID()}`, role: 'staff' });
+    await withApp({ rateLimitPerAddressPerMinute: 3, rateLimitPerMinute: 100 }, async (url) => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        statuses.push((await send(url, 'GET', '/v1/me', { token, headers: { 'x-forwarded-for': address } })).status);
+      }
+      expect(statuses).toEqual([200, 200, 200, 429, 429, 429]);
+      const me = await send(url, 'GET', '/v1/me', { token, headers: { 'x-forwarded-for': testAddress() } });
+      expect(me.status).toBe(200);
+      // The token was counted for the three requests within the address's budget and the one from elsewhere.
+      const { token_id } = await db
+        .selectFrom('api_tokens')
+        .select('token_id')
+        .where('token_hash', '=', hashToken(token))
+        .executeTakeFirstOrThrow();
+      const windows = await db
+        .selectFrom('rate_limit_windows')
+        .select(['key', 'count'])
+        .where('key', 'in', [`address:${address}`, `token:${token_id}`])
+        .orderBy('key')
+        .execute();
+      expect(windows).toEqual([
+        { key: `address:${address}`, count: 6 },
+        { key: `token:${token_id}`, count: 4 },
+      ]);
     });
   });
 

@@ -146,6 +146,7 @@ export async function withApp(
   });
   const api = await listen({
     db: database.db,
+    copyOut: database.copyOut,
     temporal: temporal.client,
     taskQueue: options.workerTaskQueue ?? 'unused',
     logger: pino({ level: 'silent' }),
@@ -217,6 +218,7 @@ export async function startStack(
   let running = worker.run();
   const api = await listen({
     db: database.db,
+    copyOut: database.copyOut,
     temporal: temporal.client,
     taskQueue,
     logger: pino({ level: process.env.TEST_LOG ?? 'silent' }),
