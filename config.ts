@@ -100,9 +100,11 @@ const schema = z
     WORKFLOW_BUNDLE: optionalString,
     /**
      * Workflows a worker keeps in memory between their tasks (the SDK's sticky cache); one evicted is replayed from
-     * its history at its next event. Cases wait for weeks: a small cache costs little time and bounds memory.
+     * its history at its next event. Cases wait for weeks: a small cache costs little time and bounds memory. At
+     * 100, with the image's 256 MB heap, a worker opening a 3,000-client transfer peaked at 360 MB; at 500 it
+     * peaked at 516 MB and took longer, collecting garbage (bench/results, README "Scaling").
      */
-    WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(500),
+    WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(100),
     /** A file the worker touches while it polls and its database answers; unset: none (the image sets one). */
     WORKER_HEALTH_FILE: optionalString,
     /** The CA that signed the Temporal frontend's certificate (PEM file); with CERT and KEY, every connection is mTLS. */

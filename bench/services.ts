@@ -129,11 +129,25 @@ process.once('exit', () => {
 });
 
 /** Runs a TypeScript entry point in a Node process of its own (its pid is the process itself, not a wrapper). */
-function spawnTs(file: string, name: string, logDir: string, env: Record<string, string>, ipc = false): Spawned {
+/**
+ * How docker-compose.yml runs the worker: a heap of 256 MB, and config.ts's default cache of 100 workflows. The bare
+ * worker runs with the same two, so that neither side's memory or speed comes from a bigger cache.
+ */
+export const WORKER_NODE_FLAGS = ['--max-old-space-size=256'];
+export const WORKER_CACHED_WORKFLOWS = 100;
+
+function spawnTs(
+  file: string,
+  name: string,
+  logDir: string,
+  env: Record<string, string>,
+  options: { ipc?: boolean; nodeFlags?: string[] } = {},
+): Spawned {
+  const { ipc = false, nodeFlags = [] } = options;
   mkdirSync(logDir, { recursive: true });
   const logFile = join(logDir, `${name}.log`);
   const log = openSync(logFile, 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', file], {
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', file], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', log, log, ...(ipc ? ['ipc' as const] : [])],
@@ -185,6 +199,7 @@ export interface BareSettings {
   temporalAddress: string;
   taskQueue: string;
   workflowBundle: string;
+  maxCachedWorkflows: number;
 }
 
 async function startBare(
@@ -192,8 +207,9 @@ async function startBare(
   name: string,
   logDir: string,
   settings: Partial<BareSettings> & { databaseUrl: string },
+  nodeFlags: string[] = [],
 ): Promise<ChildService> {
-  const spawned = spawnTs(file, name, logDir, {}, true);
+  const spawned = spawnTs(file, name, logDir, {}, { ipc: true, nodeFlags });
   spawned.child.send(settings);
   const ready = await Promise.race([
     new Promise<{ url?: string }>((resolveReady) => spawned.child.once('message', resolveReady)),
@@ -298,7 +314,8 @@ export async function startServices(say: (line: string) => void): Promise<Servic
       bareTemporal,
       psql: findPostgresTool('psql'),
       async startWorker(taskQueue) {
-        const spawned = spawnTs('worker/main.ts', `worker-${taskQueue}`, logDir, serviceEnv(taskQueue, 0));
+        const env = { ...serviceEnv(taskQueue, 0), WORKER_MAX_CACHED_WORKFLOWS: String(WORKER_CACHED_WORKFLOWS) };
+        const spawned = spawnTs('worker/main.ts', `worker-${taskQueue}`, logDir, env, { nodeFlags: WORKER_NODE_FLAGS });
         await until('the worker', spawned, polling(taskQueue));
         return childService(spawned, 'worker', '');
       },
@@ -315,12 +332,19 @@ export async function startServices(say: (line: string) => void): Promise<Servic
         return childService(spawned, 'api', url);
       },
       startBareWorker: (taskQueue) =>
-        startBare('bench/baseline/worker.ts', `bare-worker-${taskQueue}`, logDir, {
-          databaseUrl: serviceUrl,
-          temporalAddress: temporalServer.address,
-          taskQueue,
-          workflowBundle: baselineBundle,
-        }),
+        startBare(
+          'bench/baseline/worker.ts',
+          `bare-worker-${taskQueue}`,
+          logDir,
+          {
+            databaseUrl: serviceUrl,
+            temporalAddress: temporalServer.address,
+            taskQueue,
+            workflowBundle: baselineBundle,
+            maxCachedWorkflows: WORKER_CACHED_WORKFLOWS,
+          },
+          WORKER_NODE_FLAGS,
+        ),
       startBareReadServer: () =>
         startBare('bench/baseline/read-server.ts', 'bare-read-server', logDir, { databaseUrl: serviceUrl }),
       async versions() {

@@ -6,7 +6,8 @@ import { createBaselineActivities } from './activities';
 
 /**
  * The baselines' worker, a process of its own as the service's worker is: bare workflows and one-insert
- * activities, the SDK's defaults, no payload codec. Its settings come from the bench over IPC.
+ * activities, the SDK's defaults but for the cache (the service worker's size), no payload codec. Its settings come
+ * from the bench over IPC.
  */
 async function main(settings: BareSettings): Promise<void> {
   Runtime.install({
@@ -20,6 +21,7 @@ async function main(settings: BareSettings): Promise<void> {
     connection: native,
     taskQueue: settings.taskQueue,
     workflowBundle: { codePath: settings.workflowBundle },
+    maxCachedWorkflows: settings.maxCachedWorkflows,
     activities: createBaselineActivities({ pool, client: new Client({ connection }), taskQueue: settings.taskQueue }),
   });
   const done = worker.run();
