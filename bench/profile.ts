@@ -132,9 +132,12 @@ export class StatementStats {
     await this.pool.query(`select pg_stat_statements_reset(), pg_stat_reset(), pg_stat_reset_shared('wal')`);
   }
 
-  /** Transactions and WAL since the last reset (read after a pause: backends report these a second late). */
+  /**
+   * Transactions and WAL since the last reset. Read after a pause: a backend reports these counters at most once a
+   * second, and one that has gone idle ten seconds later (PGSTAT_IDLE_INTERVAL).
+   */
   async activity(): Promise<ServerActivity> {
-    await sleep(2_000);
+    await sleep(11_000);
     // bigint and double columns arrive as strings and numbers.
     const { rows } = await this.pool.query<Record<keyof ServerActivity, string | number>>(
       `select d.xact_commit as "commits", d.xact_rollback as "rollbacks", w.wal_records as "walRecords",
@@ -534,7 +537,8 @@ function cpuTables(cpu: CpuSummary): string[] {
     '| --- | --- | ---: | ---: |',
   );
   for (const f of cpu.functions.filter((f) => f.name !== '(idle)').slice(0, TOP)) {
-    lines.push(`| \`${f.name}\` | ${f.where} | ${ms(f.selfMs)} | ${pct(f.selfMs, cpu.busyMs)} |`);
+    // A regular expression's "name" is its source: long, and full of table-breaking bars.
+    lines.push(`| \`${shortQuery(f.name, 100)}\` | ${f.where} | ${ms(f.selfMs)} | ${pct(f.selfMs, cpu.busyMs)} |`);
   }
   return lines;
 }
