@@ -46,6 +46,9 @@ export interface StatementStat {
   rows: number;
 }
 
+/** How late a backend reports its transaction and WAL counters at most: PGSTAT_IDLE_INTERVAL (10 s), and a second. */
+const STATS_LAG_MS = 11_000;
+
 /** The database's transactions and the server's WAL over an interval (pg_stat_database, pg_stat_wal). */
 export interface ServerActivity {
   commits: number;
@@ -128,7 +131,12 @@ export class StatementStats {
     };
   }
 
+  /**
+   * Zeroes the counters, after a pause: what backends did before would otherwise be reported after the reset (an
+   * idle backend reports ten seconds late) and counted in the next run.
+   */
   async reset(): Promise<void> {
+    await sleep(STATS_LAG_MS);
     await this.pool.query(`select pg_stat_statements_reset(), pg_stat_reset(), pg_stat_reset_shared('wal')`);
   }
 
@@ -137,7 +145,7 @@ export class StatementStats {
    * second, and one that has gone idle ten seconds later (PGSTAT_IDLE_INTERVAL).
    */
   async activity(): Promise<ServerActivity> {
-    await sleep(11_000);
+    await sleep(STATS_LAG_MS);
     // bigint and double columns arrive as strings and numbers.
     const { rows } = await this.pool.query<Record<keyof ServerActivity, string | number>>(
       `select d.xact_commit as "commits", d.xact_rollback as "rollbacks", w.wal_records as "walRecords",
