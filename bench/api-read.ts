@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import autocannon from 'autocannon';
-import { tokenFor } from '../tests/support/stack';
+import { send, tokenFor } from '../tests/support/stack';
 import { type Benchmark, type RunResult, waitFor } from './benchmark';
 import { type ChildService, type Services, stopOnFailure } from './services';
 import { startTransfer, untilStarted } from './transfer';
@@ -162,5 +162,17 @@ export const apiReadBenchmark: Benchmark<ReadState, ReadSize> = {
 
   async finish(state) {
     await Promise.all([state.api.stop(), state.worker.stop(), state.bareServer.stop()]);
+  },
+
+  // One read at a time with no transfer running: what a single GET /v1/cases/:id costs the database.
+  async probe(state) {
+    const count = 200;
+    for (let i = 0; i < count; i++) {
+      const res = await send(state.api.url, 'GET', `/v1/cases/${state.caseIds[i % state.caseIds.length]}`, {
+        token: state.token,
+      });
+      if (res.status !== 200) throw new Error(`probe: GET /v1/cases/:id answered ${res.status}`);
+    }
+    return { name: 'read', count };
   },
 };

@@ -94,4 +94,6 @@ export const auditAppendBenchmark: Benchmark<AppendState, AppendSize> = {
     await state.database.close();
     await sql`drop table if exists ${sql.table(PLAIN_TABLE)}`.execute(state.services.owner);
   },
+
+  unitOf: ({ events }) => ({ name: 'append', count: events }),
 };

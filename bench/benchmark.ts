@@ -3,6 +3,8 @@ import type { Services } from './services';
 /** What the command line asked for; each benchmark reads its own size from it. */
 export interface BenchOptions {
   quick: boolean;
+  /** CPU profiles of the worker and the API, and PostgreSQL's statement counts (bench/profile.ts). */
+  profile: boolean;
   pairs: number;
   only: string[] | null;
   clients?: number;
@@ -64,6 +66,16 @@ export interface Benchmark<State = unknown, Size = Record<string, number>> {
   runA(state: State, size: Size): Promise<RunResult>;
   runB(state: State, size: Size): Promise<RunResult>;
   finish(state: State): Promise<void>;
+  /** Profiling: what one run of the service is made of ("case", 1000), to count statements per unit. */
+  unitOf?(size: Size): ProfileUnit;
+  /** Profiling: a few units of the service's work, one after another on the quiet service, after the runs. */
+  probe?(state: State): Promise<ProfileUnit>;
+}
+
+/** So many of one thing (cases opened, reads answered), to divide a count of statements by. */
+export interface ProfileUnit {
+  name: string;
+  count: number;
 }
 
 export interface Spread {

@@ -106,4 +106,6 @@ export const caseLifecycleBenchmark: Benchmark<LifecycleState, LifecycleSize> = 
   async finish(state) {
     await Promise.all([state.api.stop(), state.worker.stop(), state.bareWorker.stop()]);
   },
+
+  unitOf: ({ cases }) => ({ name: 'case', count: cases }),
 };

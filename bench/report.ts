@@ -165,7 +165,9 @@ const TITLES: Record<Report['mode'], string> = {
   chosen: 'run at chosen sizes (not a full run)',
 };
 
-function markdown(report: Report, figureSpecs: Map<string, FigureSpec[]>): string {
+/** The report as Markdown: the run, the machine, then each benchmark's figures, goals and runs. */
+export function reportMarkdown(report: Report, benchmarks: Benchmark<any, any>[]): string {
+  const figureSpecs = new Map<string, FigureSpec[]>(benchmarks.map((b) => [b.name, b.figures]));
   const m = report.machine;
   const v = report.versions;
   const lines = [
@@ -230,6 +232,6 @@ export function writeReport(report: Report, benchmarks: Benchmark<any, any>[], n
   const json = join(RESULTS_DIR, `${name}.json`);
   const md = join(RESULTS_DIR, `${name}.md`);
   writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(md, markdown(report, new Map(benchmarks.map((b) => [b.name, b.figures]))));
+  writeFileSync(md, reportMarkdown(report, benchmarks));
   return [json, md];
 }

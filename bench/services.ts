@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
@@ -19,6 +19,7 @@ import {
 import { bundleWorkflows } from '../scripts/bundle-workflows';
 import { startMailCatcher } from '../scripts/mail-catcher';
 import { SCRATCH_TABLE } from './baseline/activities';
+import { READY_FILE, STATEMENT_STATS_FLAGS, StatementStats, nowUs } from './profile';
 import { TEST_PAYLOAD_KEYS, testDataConverter } from '../tests/support/payload-keys';
 
 const ROOT = resolve(__dirname, '..');
@@ -47,12 +48,22 @@ export interface Services {
   temporal: Client;
   bareTemporal: Client;
   psql: string | undefined;
+  /** With --profile: PostgreSQL's statement counts, and where the worker and the API write their CPU profiles. */
+  profiling: Profiling | null;
   startWorker(taskQueue: string): Promise<ChildService>;
   startApi(taskQueue: string): Promise<ChildService>;
   startBareWorker(taskQueue: string): Promise<ChildService>;
   startBareReadServer(): Promise<ChildService>;
   versions(): Promise<Record<string, string>>;
   stop(): Promise<void>;
+}
+
+export interface Profiling {
+  statements: StatementStats;
+  /** The worker and API started from now on write their CPU profiles to `<benchmark>/<phase>-<process>/`. */
+  at(benchmark: string, phase: string): void;
+  /** The folder of a benchmark's CPU profiles. */
+  dirOf(benchmark: string): string;
 }
 
 /** A memory figure of /proc/<pid>/status, in MB (10^6 bytes, as the goals are written). */
@@ -96,6 +107,12 @@ function watchRss(pid: number) {
   };
 }
 
+/** When a profiled process became ready, beside its profile: what came before is its start-up. */
+function markReady(profileDir: string): void {
+  mkdirSync(profileDir, { recursive: true });
+  writeFileSync(join(profileDir, READY_FILE), String(nowUs()));
+}
+
 /** Runs `run`, then stops the processes, whether it succeeded or not. */
 export async function stopAfter<T>(children: ChildService[], run: () => Promise<T>): Promise<T> {
   try {
@@ -119,6 +136,8 @@ interface Spawned {
   child: ChildProcess;
   exited: Promise<void>;
   exitReason: () => string | undefined;
+  /** How long a SIGTERM gets before SIGKILL. */
+  graceMs: number;
 }
 
 const running = new Set<ChildProcess>();
@@ -128,7 +147,6 @@ process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-/** Runs a TypeScript entry point in a Node process of its own (its pid is the process itself, not a wrapper). */
 /**
  * How docker-compose.yml runs the worker: a heap of 256 MB, and config.ts's default cache of 100 workflows. The bare
  * worker runs with the same two, so that neither side's memory or speed comes from a bigger cache.
@@ -136,18 +154,24 @@ process.once('exit', () => {
 export const WORKER_NODE_FLAGS = ['--max-old-space-size=256'];
 export const WORKER_CACHED_WORKFLOWS = 100;
 
+/**
+ * Runs a TypeScript entry point in a Node process of its own (its pid is the process itself, not a wrapper), with
+ * `nodeFlags` before it. `cpuProfileDir`: Node writes a CPU profile there when the process exits (not when a signal
+ * kills it).
+ */
 function spawnTs(
   file: string,
   name: string,
   logDir: string,
   env: Record<string, string>,
-  options: { ipc?: boolean; nodeFlags?: string[] } = {},
+  options: { ipc?: boolean; nodeFlags?: string[]; cpuProfileDir?: string } = {},
 ): Spawned {
-  const { ipc = false, nodeFlags = [] } = options;
+  const { ipc = false, nodeFlags = [], cpuProfileDir } = options;
   mkdirSync(logDir, { recursive: true });
   const logFile = join(logDir, `${name}.log`);
   const log = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', file], {
+  const profile = cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfileDir] : [];
+  const child = spawn(process.execPath, [...nodeFlags, ...profile, '--import', 'tsx', file], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', log, log, ...(ipc ? ['ipc' as const] : [])],
@@ -162,13 +186,14 @@ function spawnTs(
       resolveExit();
     });
   });
-  return { child, exited, exitReason: () => reason };
+  // A profiled process writes its profile as it exits, which takes a while after a long run.
+  return { child, exited, exitReason: () => reason, graceMs: cpuProfileDir ? 180_000 : 30_000 };
 }
 
-async function stopChild({ child, exited, exitReason }: Spawned): Promise<void> {
+async function stopChild({ child, exited, exitReason, graceMs }: Spawned): Promise<void> {
   if (exitReason()) return;
   child.kill('SIGTERM');
-  const stopped = await Promise.race([exited.then(() => true), sleep(30_000, false, { ref: false })]);
+  const stopped = await Promise.race([exited.then(() => true), sleep(graceMs, false, { ref: false })]);
   if (!stopped) {
     child.kill('SIGKILL');
     await exited;
@@ -222,9 +247,13 @@ async function startBare(
 /**
  * Everything the benchmarks share, fresh under .data/bench/: an embedded PostgreSQL with the owner and service
  * roles, migrated; a Temporal dev server (WAL, no fsync, as the tests run it); the service's workflow bundle and
- * the baseline's, made once; a mail catcher for the letters the cases send.
+ * the baseline's, made once; a mail catcher for the letters the cases send. With `profile`, PostgreSQL counts
+ * statements (pg_stat_statements) and the worker and the API write CPU profiles under .data/bench/profile/.
  */
-export async function startServices(say: (line: string) => void): Promise<Services> {
+export async function startServices(
+  say: (line: string) => void,
+  options: { profile?: boolean } = {},
+): Promise<Services> {
   const dir = BENCH_DIR;
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -239,8 +268,31 @@ export async function startServices(say: (line: string) => void): Promise<Servic
       dataDir: join(dir, 'postgres'),
       port: await freePort(),
       database: 'bench',
+      // Profiling: the server's log (slow statements' plans, long lock waits) in .data/bench/postgres.log.
+      ...(options.profile
+        ? {
+            postgresFlags: STATEMENT_STATS_FLAGS,
+            onLog: (message) => appendFileSync(join(dir, 'postgres.log'), message),
+          }
+        : {}),
     });
     stops.push(() => pg.stop());
+    let profiling: Profiling | null = null;
+    let cpuProfileDir: ((name: string) => string) | undefined;
+    if (options.profile) {
+      const statements = await StatementStats.open(pg.url);
+      stops.push(() => statements.close());
+      const root = join(dir, 'profile');
+      const dirOf = (benchmark: string) => join(root, benchmark);
+      profiling = {
+        statements,
+        at(benchmark, phase) {
+          cpuProfileDir = (name) => join(dirOf(benchmark), `${phase}-${name}`);
+        },
+        dirOf,
+      };
+      cpuProfileDir = (name) => join(root, 'unnamed', name);
+    }
     const { ownerUrl, serviceUrl } = await setUpRoles(pg.url, newLogins());
     await migrateDatabase(ownerUrl, serviceUrl);
     const owner = openDatabase(ownerUrl, { poolSize: 2 });
@@ -313,15 +365,26 @@ export async function startServices(say: (line: string) => void): Promise<Servic
       temporal,
       bareTemporal,
       psql: findPostgresTool('psql'),
+      profiling,
       async startWorker(taskQueue) {
+        const name = `worker-${taskQueue}`;
+        const profileDir = cpuProfileDir?.(name);
         const env = { ...serviceEnv(taskQueue, 0), WORKER_MAX_CACHED_WORKFLOWS: String(WORKER_CACHED_WORKFLOWS) };
-        const spawned = spawnTs('worker/main.ts', `worker-${taskQueue}`, logDir, env, { nodeFlags: WORKER_NODE_FLAGS });
+        const spawned = spawnTs('worker/main.ts', name, logDir, env, {
+          nodeFlags: WORKER_NODE_FLAGS,
+          cpuProfileDir: profileDir,
+        });
         await until('the worker', spawned, polling(taskQueue));
+        if (profileDir) markReady(profileDir);
         return childService(spawned, 'worker', '');
       },
       async startApi(taskQueue) {
         const port = await freePort();
-        const spawned = spawnTs('api/main.ts', `api-${taskQueue}`, logDir, serviceEnv(taskQueue, port));
+        const name = `api-${taskQueue}`;
+        const profileDir = cpuProfileDir?.(name);
+        const spawned = spawnTs('api/main.ts', name, logDir, serviceEnv(taskQueue, port), {
+          cpuProfileDir: profileDir,
+        });
         const url = `http://127.0.0.1:${port}`;
         await until('the API', spawned, () =>
           fetch(`${url}/health`).then(
@@ -329,6 +392,7 @@ export async function startServices(say: (line: string) => void): Promise<Servic
             () => false,
           ),
         );
+        if (profileDir) markReady(profileDir);
         return childService(spawned, 'api', url);
       },
       startBareWorker: (taskQueue) =>

@@ -212,4 +212,5 @@ export const transferBenchmark: Benchmark<TransferState, TransferSize> = {
   },
 
   finish: async () => {},
+  unitOf: ({ clients }) => ({ name: 'case', count: clients }),
 };

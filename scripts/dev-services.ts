@@ -92,6 +92,10 @@ export async function startEmbeddedPostgres(options: {
   dataDir: string;
   port: number;
   database: string;
+  /** Passed to the postgres process, e.g. `['-c', 'shared_preload_libraries=pg_stat_statements']`. */
+  postgresFlags?: string[];
+  /** The server's log (it goes nowhere unless given). */
+  onLog?: (message: string) => void;
 }): Promise<RunningPostgres> {
   const databaseDir = resolve(options.dataDir);
   mkdirSync(resolve(databaseDir, '..'), { recursive: true });
@@ -104,7 +108,8 @@ export async function startEmbeddedPostgres(options: {
     password: 'postgres',
     persistent: true,
     createPostgresUser: true,
-    onLog: () => {},
+    postgresFlags: options.postgresFlags ?? [],
+    onLog: options.onLog ?? (() => {}),
     onError: () => {},
   });
   if (!existsSync(join(databaseDir, 'PG_VERSION'))) await server.initialise();
