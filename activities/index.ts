@@ -380,7 +380,7 @@ export function createActivities({
       await db.transaction().execute(async (trx) => {
         const row = await trx
           .selectFrom('cases')
-          .select(['status', 'step', 'step_since'])
+          .select(['agency_id', 'status', 'step', 'step_since'])
           .where('case_id', '=', input.caseId)
           .executeTakeFirst();
         // The case row may not be committed yet (an action raced the opening): retry until it is.
@@ -467,6 +467,8 @@ export function createActivities({
         }
         await appendAuditEvent(trx, {
           eventKey: input.eventKey,
+          // The case's agency, as read above: appendAuditEvent need not look it up again.
+          agencyId: row.agency_id,
           actor: input.actor,
           action: input.action,
           caseId: input.caseId,

@@ -94,35 +94,41 @@ export function createTransferActivities({ db, temporal, taskQueue, startConcurr
       // that commit is visible: retried until it is (the API terminates the workflow if the commit fails).
       if (!transfer) throw ApplicationFailure.retryable(`transfer ${input.transferId} is not recorded yet`, 'NotYet');
 
+      // The page first, by the caseload's index alone; then which of its clients are already in an open case of
+      // another process, by the cases' client index. One query with NOT EXISTS was planned as a walk of every open
+      // case of the agency per client while a bulk import had left the statistics stale (seconds a page).
       let query = db
         .selectFrom('clients')
         .selectAll()
         .where('counselor_id', '=', transfer.counselor_id)
         .where('agency_id', '=', transfer.agency_id)
         .where('active', '=', true)
-        // A client already in an open case of another process is not opened twice; the progress shows the gap.
-        .where((eb) =>
-          eb.not(
-            eb.exists(
-              eb
-                .selectFrom('cases as open')
-                .select('open.case_id')
-                .whereRef('open.agency_id', '=', 'clients.agency_id')
-                .whereRef('open.client_id', '=', 'clients.client_id')
-                .where('open.status', 'in', ['opening', 'open'])
-                .where((eb) =>
-                  eb.or([eb('open.transfer_id', 'is', null), eb('open.transfer_id', '!=', transfer.transfer_id)]),
-                ),
-            ),
-          ),
-        )
         .orderBy('client_id')
         .limit(input.pageSize);
       if (input.afterClientId) query = query.where('client_id', '>', input.afterClientId);
       if (transfer.client_ids) query = query.where('client_id', 'in', transfer.client_ids);
-      const clients = await query.execute();
-      if (clients.length === 0)
-        return { nextClientId: null, started: 0, alreadyStarted: 0, openedTotal: transfer.opened };
+      const page = await query.execute();
+      if (page.length === 0) return { nextClientId: null, started: 0, alreadyStarted: 0, openedTotal: transfer.opened };
+      const nextClientId = page.length < input.pageSize ? null : page.at(-1)!.client_id;
+      // A client already in an open case of another process is not opened twice; the progress shows the gap.
+      const elsewhere = new Set(
+        (
+          await db
+            .selectFrom('cases')
+            .select('client_id')
+            .where('agency_id', '=', transfer.agency_id)
+            .where(
+              'client_id',
+              'in',
+              page.map((c) => c.client_id),
+            )
+            .where('status', 'in', ['opening', 'open'])
+            .where((eb) => eb.or([eb('transfer_id', 'is', null), eb('transfer_id', '!=', transfer.transfer_id)]))
+            .execute()
+        ).map((c) => c.client_id),
+      );
+      const clients = page.filter((c) => !elsewhere.has(c.client_id));
+      if (clients.length === 0) return { nextClientId, started: 0, alreadyStarted: 0, openedTotal: transfer.opened };
 
       const proposals = await db.transaction().execute(async (trx) => {
         await lockProposals(trx, transfer.agency_id);
@@ -237,7 +243,7 @@ export function createTransferActivities({ db, temporal, taskQueue, startConcurr
         .returning('opened')
         .executeTakeFirstOrThrow();
       return {
-        nextClientId: clients.length < input.pageSize ? null : clients.at(-1)!.client_id,
+        nextClientId,
         started,
         alreadyStarted,
         openedTotal: opened.opened,
