@@ -157,6 +157,7 @@ async function runBenchmark(
   try {
     say(`${benchmark.name}: preparing (${JSON.stringify(size)})`);
     profiling?.at(benchmark.name, 'prepare');
+    await services.freshTemporal();
     const state = await benchmark.prepare(services, size);
     try {
       const warm = benchmark.warmupSize(size);

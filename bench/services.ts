@@ -55,6 +55,12 @@ export interface Services {
   startBareWorker(taskQueue: string): Promise<ChildService>;
   startBareReadServer(): Promise<ChildService>;
   versions(): Promise<Record<string, string>>;
+  /**
+   * Replaces the Temporal dev server with an empty one (and the clients with ones connected to it). Its SQLite is
+   * in memory and a transfer run leaves 10,000 workflows waiting at review: five pairs of them took the server
+   * down. Every transfer run, and every benchmark, starts on a server of its own.
+   */
+  freshTemporal(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -300,12 +306,15 @@ export async function startServices(
     await createScratchTable(owner.db, roleOf(serviceUrl));
     const binary = findTemporalTool('temporal', say);
     if (!binary) throw new Error('no temporal CLI: run npm run tools');
-    const temporalServer = await startTemporalDevServer({
-      binary,
-      port: await freePort(),
-      logFile: join(dir, 'temporal.log'),
-      fast: true,
-    });
+    let servers = 0;
+    const startTemporal = async () =>
+      startTemporalDevServer({
+        binary,
+        port: await freePort(),
+        logFile: join(dir, `temporal-${++servers}.log`),
+        fast: true,
+      });
+    let temporalServer = await startTemporal();
     stops.push(() => temporalServer.stop());
     const mail = await startMailCatcher();
     stops.push(() => mail.stop());
@@ -320,10 +329,8 @@ export async function startServices(
 
     const database = openDatabase(serviceUrl, { poolSize: 10 });
     stops.push(() => database.close());
-    const connection = await Connection.connect({ address: temporalServer.address });
+    let connection = await Connection.connect({ address: temporalServer.address });
     stops.push(() => connection.close());
-    const temporal = new Client({ connection, dataConverter: testDataConverter() });
-    const bareTemporal = new Client({ connection });
 
     // The service's processes as production runs them, but for the reconcile, which would run in the middle of a
     // measurement: its schedule is set a week out.
@@ -355,15 +362,24 @@ export async function startServices(
       return (pollers ?? []).length > 0;
     };
 
-    return {
+    const services: Services = {
       dir,
       ownerUrl,
       serviceUrl,
       owner: owner.db,
       db: database.db,
       temporalAddress: temporalServer.address,
-      temporal,
-      bareTemporal,
+      temporal: new Client({ connection, dataConverter: testDataConverter() }),
+      bareTemporal: new Client({ connection }),
+      async freshTemporal() {
+        await connection.close();
+        await temporalServer.stop();
+        temporalServer = await startTemporal();
+        connection = await Connection.connect({ address: temporalServer.address });
+        services.temporalAddress = temporalServer.address;
+        services.temporal = new Client({ connection, dataConverter: testDataConverter() });
+        services.bareTemporal = new Client({ connection });
+      },
       psql: findPostgresTool('psql'),
       profiling,
       async startWorker(taskQueue) {
@@ -420,6 +436,7 @@ export async function startServices(
       },
       stop,
     };
+    return services;
   } catch (error) {
     await stop();
     throw error;

@@ -144,10 +144,11 @@ export const transferBenchmark: Benchmark<TransferState, TransferSize> = {
 
   prepare: async (services) => ({ services }),
 
-  // Each run has a worker of its own (and a task queue, so the run waits for no one else's poll): its peak is this
-  // transfer's, not the cache left by the runs before it.
+  // Each run has a Temporal server, a worker and a task queue of its own: its figures are this transfer's, not
+  // those of the cache, or of the workflows, left by the runs before it.
   async runA(state, { clients }): Promise<RunResult> {
     const { services } = state;
+    await services.freshTemporal();
     const queue = `transfer-${randomUUID().slice(0, 8)}`;
     const worker = await services.startWorker(queue);
     const api = await stopOnFailure([worker], () => services.startApi(queue));
@@ -185,6 +186,7 @@ export const transferBenchmark: Benchmark<TransferState, TransferSize> = {
   async runB(state, { clients }): Promise<RunResult> {
     const { services } = state;
     if (state.activitiesPerCase === undefined) throw new Error('the service side runs first, to count activities');
+    await services.freshTemporal();
     const tag = `bare-${randomUUID()}`;
     const worker = await services.startBareWorker(tag);
     return stopAfter([worker], async () => {
