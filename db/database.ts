@@ -27,20 +27,17 @@ export type CopyOut = (copy: string) => Promise<Readable>;
 function copyOutOf(pool: Pool): CopyOut {
   return async (copy) => {
     const client = await pool.connect();
-    let released = false;
-    const release = (error?: Error) => {
-      if (released) return;
-      released = true;
-      client.release(error);
-    };
     try {
       const stream = client.query(copyTo(copy));
-      stream.once('end', () => release());
-      stream.once('error', (error) => release(error));
-      stream.once('close', () => release(stream.readableEnded ? undefined : new Error('the COPY stream was cut')));
+      let failure: Error | undefined;
+      stream.once('error', (error) => (failure = error));
+      // 'close' comes last, whether the stream ended, failed or was destroyed half way.
+      stream.once('close', () =>
+        client.release(stream.readableEnded ? undefined : (failure ?? new Error('the COPY stream was cut'))),
+      );
       return stream;
     } catch (error) {
-      release(error as Error);
+      client.release(error as Error);
       throw error;
     }
   };

@@ -20,10 +20,13 @@ export const RELAXED = sql`(select set_config('synchronous_commit', 'off', true)
  * starts afresh at this request. The database's clock decides, so replicas with drifting clocks share one window.
  * Returns each row's count and the seconds until its window resets.
  */
-export function countingUpsert(source: RawBuilder<unknown>, windowSeconds: number): RawBuilder<unknown> {
+export function countingUpsert(
+  source: RawBuilder<unknown>,
+  windowSeconds: number,
+): RawBuilder<{ count: number; resets_in: number }> {
   const window = sql`make_interval(secs => ${windowSeconds})`;
   const expired = sql<boolean>`rate_limit_windows.started_at <= now() - ${window}`;
-  return sql`
+  return sql<{ count: number; resets_in: number }>`
     insert into rate_limit_windows (key, started_at, count) ${source}
     on conflict (key) do update set
       started_at = case when ${expired} then now() else rate_limit_windows.started_at end,
@@ -33,12 +36,13 @@ export function countingUpsert(source: RawBuilder<unknown>, windowSeconds: numbe
 
 /** Counts one request against `key`'s window, in one upsert. */
 export async function countRequest(db: Kysely<Database>, key: string, windowSeconds: number): Promise<RequestCount> {
-  const { rows } = await sql<{ count: number; resets_in: number }>`${countingUpsert(
-    sql`select ${key}, now(), 1 from ${RELAXED}`,
-    windowSeconds,
-  )}`.execute(db);
-  const row = rows[0]!;
-  return { count: row.count, resetsInSeconds: Math.max(1, row.resets_in) };
+  const { rows } = await countingUpsert(sql`select ${key}, now(), 1 from ${RELAXED}`, windowSeconds).execute(db);
+  return requestCount(rows[0]!.count, rows[0]!.resets_in);
+}
+
+/** A window's count and the seconds until it resets (at least one, for Retry-After). */
+export function requestCount(count: number, resetsIn: number): RequestCount {
+  return { count, resetsInSeconds: Math.max(1, resetsIn) };
 }
 
 /** Drops windows that ended more than `olderThanSeconds` ago; a key seen again starts a new one anyway. */

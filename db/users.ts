@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import type { Role } from '../domain/case';
-import { RELAXED, type RequestCount, countRequest, countingUpsert } from './rate-limits';
+import { RELAXED, type RequestCount, countRequest, countingUpsert, requestCount } from './rate-limits';
 import type { Database } from './schema';
 
 export interface User {
@@ -137,12 +137,11 @@ export async function signInCounted(
            counted.count as token_count, counted.resets_in as token_resets_in
       from address left join token on true left join counted on true`.execute(db);
   const row = rows[0]!;
-  const counted = (count: number, resetsIn: number) => ({ count, resetsInSeconds: Math.max(1, resetsIn) });
   return {
-    address: counted(row.address_count, row.address_resets_in),
+    address: requestCount(row.address_count, row.address_resets_in),
     check:
       row.token_id === null ? { problem: 'the token is not known' } : checkToken({ ...row, token_id: row.token_id }),
-    token: row.token_count === null ? undefined : counted(row.token_count, row.token_resets_in ?? 1),
+    token: row.token_count === null ? undefined : requestCount(row.token_count, row.token_resets_in ?? 1),
   };
 }
 
