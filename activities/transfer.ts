@@ -104,12 +104,14 @@ export function createTransferActivities({ db, temporal, taskQueue, startConcurr
         .where('agency_id', '=', transfer.agency_id)
         .where('active', '=', true)
         .orderBy('client_id')
-        .limit(input.pageSize);
+        // One more than the page: a page that is the caseload's last says so, and no empty page follows it.
+        .limit(input.pageSize + 1);
       if (input.afterClientId) query = query.where('client_id', '>', input.afterClientId);
       if (transfer.client_ids) query = query.where('client_id', 'in', transfer.client_ids);
-      const page = await query.execute();
+      const found = await query.execute();
+      const page = found.slice(0, input.pageSize);
       if (page.length === 0) return { nextClientId: null, started: 0, alreadyStarted: 0, openedTotal: transfer.opened };
-      const nextClientId = page.length < input.pageSize ? null : page.at(-1)!.client_id;
+      const nextClientId = found.length > input.pageSize ? page.at(-1)!.client_id : null;
       // A client already in an open case of another process is not opened twice; the progress shows the gap.
       const elsewhere = new Set(
         (

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { transferWorkflowId } from '../api/transfers';
 import { importCsv } from '../db/csv-import';
 import { clinicianRow, upsertReference } from '../db/reference';
 import { DIRECTOR, STAFF, saveHistory, today } from './support/cases';
@@ -212,6 +213,52 @@ describe('caseload transfer', () => {
       new Set(['transfer cancelled: the relocation fell through']),
     );
   });
+
+  test('when a transfer opens 30 pages, then it does so in one run of its workflow with no empty page after the last, so its progress never waits behind its cases in the task queue', async () => {
+    // A page of one client: 30 pages, past the 25 a run held before, and a caseload that ends on a full page.
+    const seed = await seedCaseload(stack.db, { clients: 30, receivers: [{ capacity: 30 }] });
+    const transferId = randomUUID();
+    await stack.db
+      .insertInto('transfers')
+      .values({
+        transfer_id: transferId,
+        agency_id: seed.agencyId,
+        counselor_id: seed.counselorId,
+        last_day: today(30),
+        reason: 'counselor_relocation',
+        client_ids: null,
+        status: 'opening',
+        expected: 30,
+        requested_by: STAFF.id,
+        requested_by_role: STAFF.role,
+      })
+      .execute();
+    const workflowId = transferWorkflowId(transferId);
+    await stack.client.workflow.start('caseloadTransferWorkflow', {
+      workflowId,
+      taskQueue: stack.taskQueue,
+      args: [{ transferId, lastDay: today(30), pageSize: 1 }],
+    });
+
+    await eventually(async () => {
+      const row = await stack.db
+        .selectFrom('transfers')
+        .select('status')
+        .where('transfer_id', '=', transferId)
+        .executeTakeFirstOrThrow();
+      return row.status === 'open' ? true : undefined;
+    }, 120_000);
+    expect(await casesOf(transferId)).toHaveLength(30);
+
+    // The run that set the transfer open is the first: it did not continue as new.
+    const events = (await stack.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+    const started = events[0]?.workflowExecutionStartedEventAttributes;
+    expect(started?.continuedExecutionRunId ?? '').toBe('');
+    const pages = events.filter(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'openTransferPage',
+    );
+    expect(pages).toHaveLength(30);
+  }, 180_000);
 
   test('when a transfer names an unknown counselor, a past last day, a stranger client or a counselor already moving, then a clear 4xx and nothing starts', async () => {
     const seed = await seedCaseload(stack.db, { clients: 3, receivers: [{ capacity: 5 }] });
