@@ -52,6 +52,7 @@ const USAGE = `npm run bench -- [--quick] [--profile] [--only name,…] [--pairs
                      raw under .data/bench/profile/) and PostgreSQL's statements (pg_stat_statements), per benchmark;
                      writes bench/results/profile.md (profile-quick.md with --quick), not latest.* or quick.*
   --only a,b         only these: ${BENCHMARKS.map((b) => b.name).join(', ')}
+                     (with --only, --pairs or a size, the run writes bench/results/chosen.*, never latest.*)
   --pairs N          pairs of runs (service, then baseline) after the warm-up; 5 unless --quick
   --clients N        transfer_10k: clients transferred (10000)
   --cases N          case_lifecycle: cases driven to follow-up (100)
@@ -308,8 +309,9 @@ async function main(): Promise<number> {
     await services.stop();
   }
   host.loadAverageAtEnd = loadavg().map((l) => Math.round(l * 100) / 100);
+  const mode = options.quick ? 'quick' : process.argv.length > 2 ? 'chosen' : 'full';
   const report: Report = {
-    mode: options.quick ? 'quick' : process.argv.length > 2 ? 'chosen' : 'full',
+    mode,
     arguments: process.argv.slice(2),
     startedAt,
     finishedAt: new Date().toISOString(),
@@ -325,7 +327,11 @@ async function main(): Promise<number> {
     const figures = reportMarkdown(report, selected).replace(/^#/gm, '##');
     writeFileSync(file, profileMarkdown(profileHeader(report), profiles) + `\n${figures}`);
     files = [relative(process.cwd(), file)];
-  } else files = writeReport(report, selected, options.quick ? 'quick' : 'latest');
+  } else {
+    // Only a run with no option is a complete run: one with chosen benchmarks, pairs or sizes writes chosen.*
+    // beside latest.* and never replaces it.
+    files = writeReport(report, selected, mode === 'full' ? 'latest' : mode);
+  }
   for (const b of reports) {
     const verdicts = b.verdicts.map(
       (v) =>
