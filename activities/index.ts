@@ -2,11 +2,11 @@ import { createHash, randomUUID } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { type Kysely, type Selectable, type Transaction, sql } from 'kysely';
-import { appendAuditEvent } from '../db/audit';
+import { type AuditEventInput, appendAuditEvent, appendAuditEvents } from '../db/audit';
 import { findCase, insertCase, writeOpenedCase } from '../db/cases';
 import { coveringDirector, notifyAssignee, syncCaseTasks } from '../db/tasks';
 import { openWaits } from '../domain/work-queue';
-import { clientFacts } from '../db/clients';
+import { clientFacts, openingRecord } from '../db/clients';
 import { agencyPolicy, findAgencyPolicy, withDefaults } from '../db/policies';
 import type { AuditOutcome, ConsentsTable, Database } from '../db/schema';
 import type { Actor, CaseKind, CaseReason, Role } from '../domain/case';
@@ -200,7 +200,12 @@ export function createActivities({
   const policyOf = (agencyId: string): Promise<Policy> => agencyPolicy(db, agencyId);
 
   /** Opens the tasks for what the case now waits on, and closes those it no longer waits on. */
-  const syncWaits = async (trx: Transaction<Database>, agencyId: string, state: CaseProcessState): Promise<void> => {
+  const syncWaits = async (
+    trx: Transaction<Database>,
+    agencyId: string,
+    state: CaseProcessState,
+    opening = false,
+  ): Promise<void> => {
     await syncCaseTasks(trx, {
       agencyId,
       caseId: state.facts.caseId,
@@ -208,6 +213,7 @@ export function createActivities({
       policy: state.policy,
       waits: openWaits(state, Date.now()),
       ended: state.status !== 'open',
+      opening,
     });
   };
 
@@ -223,35 +229,26 @@ export function createActivities({
 
     /**
      * Opens a case from the agency's client record: reads the client's facts (counselor, risk flags, contact
-     * preferences, substance-use records) and the policy, writes the case row over its reservation and the
-     * first audit event, in one transaction, once however often it is retried.
+     * preferences, substance-use records) and the policy, writes the case row over its reservation, its first
+     * tasks and its first audit events, in one transaction, once however often it is retried. A new case costs
+     * four statements: the record with the policy, the row, its task, its events.
      */
     async openCaseFromRecord(input: OpenCaseFromRecordInput): Promise<OpenedCase> {
       const { workflowId, activityId } = origin();
-      const policy = await policyOf(input.agencyId);
       return db.transaction().execute(async (trx) => {
-        const client = await clientFacts(trx, input.agencyId, input.clientId);
-        if (!client) refusal('NotFound', `agency ${input.agencyId} has no client ${input.clientId}`);
-        const facts = caseClientFacts(client);
-        const existing = await trx
-          .selectFrom('cases')
-          .select(['status', 'state', 'created_at'])
-          .where('case_id', '=', input.caseId)
-          .executeTakeFirst();
-        if (existing && existing.status !== 'opening' && existing.state) {
-          // A retry after the case was written: answer what was written then.
-          const written = existing.state;
-          return { policy: written.policy, facts: caseClientFacts(written.facts), openedOn: written.openedOn ?? '' };
-        }
+        const record = await openingRecord(trx, input.agencyId, input.clientId);
+        if (!record) refusal('NotFound', `agency ${input.agencyId} has no client ${input.clientId}`);
+        const { policy } = record;
+        const facts = caseClientFacts(record.client);
         const now = Date.now();
         const openedOn = localDate(now, policy.timeZone ?? DEFAULT_TIME_ZONE);
         const state = openedState(input.state, { policy, facts, openedOn });
         const list = listFacts(state, { nowMs: now, stepSinceMs: now });
-        await writeOpenedCase(trx, {
+        const written = await writeOpenedCase(trx, {
           case_id: input.caseId,
           agency_id: input.agencyId,
           client_id: input.clientId,
-          client_name: client.name,
+          client_name: record.client.name,
           counselor_id: facts.counselorId,
           kind: input.kind,
           reason: input.reason,
@@ -269,16 +266,27 @@ export function createActivities({
           ...(input.proposal ? { state_version: input.proposal.seq } : {}),
           ...listColumns(list),
           step_since: new Date(now),
-        })
-          .then(() => syncWaits(trx, input.agencyId, state))
-          .catch((error: unknown) => {
-            // Another case of this client opened in the meantime: one open case per client, so this one may not.
-            if ((error as { constraint?: string }).constraint === 'cases_one_open_per_client') {
-              refusal('Conflict', `client ${input.clientId} already has an open case`, 'one_open_case');
-            }
-            throw error;
-          });
-        await appendAuditEvent(trx, {
+        }).catch((error: unknown) => {
+          // Another case of this client opened in the meantime: one open case per client, so this one may not.
+          if ((error as { constraint?: string }).constraint === 'cases_one_open_per_client') {
+            refusal('Conflict', `client ${input.clientId} already has an open case`, 'one_open_case');
+          }
+          throw error;
+        });
+        if (!written) {
+          // The row is past opening: a retry after the case was written answers what was written then.
+          const existing = await trx
+            .selectFrom('cases')
+            .select('state')
+            .where('case_id', '=', input.caseId)
+            .executeTakeFirst();
+          if (existing?.state) {
+            const was = existing.state;
+            return { policy: was.policy, facts: caseClientFacts(was.facts), openedOn: was.openedOn ?? '' };
+          }
+        }
+        await syncWaits(trx, input.agencyId, state, written);
+        const opened: AuditEventInput = {
           eventKey: `${input.caseId}:opened`,
           agencyId: input.agencyId,
           actor: input.openedBy,
@@ -297,23 +305,26 @@ export function createActivities({
             lastDay: input.lastDay,
             factsFrom: 'client record',
           },
-        });
-        if (input.proposal) {
-          await appendAuditEvent(trx, {
-            eventKey: input.proposal.eventKey,
-            agencyId: input.agencyId,
-            actor: { id: 'system', role: 'system' },
-            action: 'referral.candidates_proposed',
-            caseId: input.caseId,
-            clientId: input.clientId,
-            outcome: 'done',
-            requestId: null,
-            workflowId,
-            activityId,
-            before: { status: 'open', step: 'decision_review' },
-            after: { providers: input.proposal.providers },
-          });
-        }
+        };
+        const proposed: AuditEventInput[] = input.proposal
+          ? [
+              {
+                eventKey: input.proposal.eventKey,
+                agencyId: input.agencyId,
+                actor: { id: 'system', role: 'system' },
+                action: 'referral.candidates_proposed',
+                caseId: input.caseId,
+                clientId: input.clientId,
+                outcome: 'done',
+                requestId: null,
+                workflowId,
+                activityId,
+                before: { status: 'open', step: 'decision_review' },
+                after: { providers: input.proposal.providers },
+              },
+            ]
+          : [];
+        await appendAuditEvents(trx, [opened, ...proposed]);
         return { policy, facts, openedOn };
       });
     },

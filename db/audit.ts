@@ -85,71 +85,113 @@ export function chainOf(agencyId: string | null): string {
   return agencyId ?? '';
 }
 
+export interface AppendedEvent {
+  seq: string;
+  hash: string;
+  created: boolean;
+}
+
 /**
  * Appends one event, in the caller's transaction or on its own (then it commits by itself, one round trip): one
- * statement that inserts the event and its line in the queue of events to chain. No lock: writers of any agency never wait on one another (the integrator chains the
- * event after commit). Idempotent by eventKey: a retried write returns the event already recorded.
+ * statement that inserts the event and its line in the queue of events to chain. No lock: writers of any agency
+ * never wait on one another (the integrator chains the event after commit). Idempotent by eventKey: a retried
+ * write returns the event already recorded.
  */
-export async function appendAuditEvent(
+export async function appendAuditEvent(trx: Kysely<Database>, input: AuditEventInput): Promise<AppendedEvent> {
+  return (await appendAuditEvents(trx, [input]))[0]!;
+}
+
+/**
+ * Appends events in one statement, in the order given (their seqs rise in that order, and so do their places in
+ * their chains); answers each, in the same order. An event whose key is already recorded is not written again:
+ * it answers the one recorded (one more statement, only then).
+ */
+export async function appendAuditEvents(
   trx: Kysely<Database>,
-  input: AuditEventInput,
-): Promise<{ seq: string; hash: string; created: boolean }> {
-  // A user id names a person only within an agency: events about users carry their agency explicitly.
-  const agencyId =
-    input.agencyId ??
-    (input.caseId
-      ? (await trx.selectFrom('cases').select('agency_id').where('case_id', '=', input.caseId).executeTakeFirst())
-          ?.agency_id
-      : undefined) ??
-    null;
-  const row: HashedFields = {
-    agency_id: agencyId,
-    event_key: input.eventKey,
-    occurred_at: new Date(),
-    actor_id: input.actor.id,
-    actor_role: input.actor.role,
-    action: input.action,
-    case_id: input.caseId ?? null,
-    client_id: input.clientId ?? null,
-    outcome: input.outcome,
-    outcome_reason: input.outcomeReason ?? null,
-    request_id: input.requestId ?? null,
-    source_address: input.sourceAddress ?? null,
-    workflow_id: input.workflowId ?? null,
-    activity_id: input.activityId ?? null,
-    before: input.before ?? null,
-    after: input.after ?? null,
-    prev_hash: null,
-  };
-  const hash = hashEvent(row);
+  inputs: readonly AuditEventInput[],
+): Promise<AppendedEvent[]> {
+  if (inputs.length === 0) return [];
+  const rows: (HashedFields & { hash: string })[] = [];
+  for (const input of inputs) {
+    // A user id names a person only within an agency: events about users carry their agency explicitly.
+    const agencyId =
+      input.agencyId ??
+      (input.caseId
+        ? (await trx.selectFrom('cases').select('agency_id').where('case_id', '=', input.caseId).executeTakeFirst())
+            ?.agency_id
+        : undefined) ??
+      null;
+    const row: HashedFields = {
+      agency_id: agencyId,
+      event_key: input.eventKey,
+      occurred_at: new Date(),
+      actor_id: input.actor.id,
+      actor_role: input.actor.role,
+      action: input.action,
+      case_id: input.caseId ?? null,
+      client_id: input.clientId ?? null,
+      outcome: input.outcome,
+      outcome_reason: input.outcomeReason ?? null,
+      request_id: input.requestId ?? null,
+      source_address: input.sourceAddress ?? null,
+      workflow_id: input.workflowId ?? null,
+      activity_id: input.activityId ?? null,
+      before: input.before ?? null,
+      after: input.after ?? null,
+      prev_hash: null,
+    };
+    rows.push({ ...row, hash: hashEvent(row) });
+  }
   const inserted = await trx
     .with('event', (db) =>
       db
         .insertInto('audit_events')
-        .values({
-          ...row,
-          before: row.before === null ? null : JSON.stringify(row.before),
-          after: row.after === null ? null : JSON.stringify(row.after),
-          hash,
-        })
+        .values(
+          rows.map((row) => ({
+            ...row,
+            before: row.before === null ? null : JSON.stringify(row.before),
+            after: row.after === null ? null : JSON.stringify(row.after),
+          })),
+        )
         // Any unique key: event_key is the one a retry meets (seq comes from a sequence).
         .onConflict((oc) => oc.doNothing())
-        .returning('seq'),
+        .returning(['seq', 'event_key', 'agency_id']),
     )
-    .insertInto('audit_pending')
-    .columns(['event_seq', 'chain'])
-    .expression((db) =>
-      db.selectFrom('event').select(['event.seq', sql<string>`${chainOf(agencyId)}::text`.as('chain')]),
+    // Runs whether or not the answer reads it: every event written gets its line in the queue, in its chain.
+    .with('pending', (db) =>
+      db
+        .insertInto('audit_pending')
+        .columns(['event_seq', 'chain'])
+        .expression((db) =>
+          db
+            .selectFrom('event')
+            .select(['event.seq', sql<string>`coalesce(event.agency_id, ${chainOf(null)})`.as('chain')]),
+        ),
     )
-    .returning('event_seq')
-    .executeTakeFirst();
-  if (inserted) return { seq: inserted.event_seq, hash, created: true };
-  const existing = await trx
-    .selectFrom('audit_events')
-    .select(['seq', 'hash'])
-    .where('event_key', '=', input.eventKey)
-    .executeTakeFirstOrThrow();
-  return { ...existing, created: false };
+    .selectFrom('event')
+    .select(['event.seq', 'event.event_key'])
+    .execute();
+  const written = new Map(inserted.map((e) => [e.event_key, e.seq]));
+  const missing = rows.filter((row) => !written.has(row.event_key)).map((row) => row.event_key);
+  const recorded = new Map(
+    missing.length === 0
+      ? []
+      : (
+          await trx
+            .selectFrom('audit_events')
+            .select(['seq', 'hash', 'event_key'])
+            .where('event_key', 'in', missing)
+            .execute()
+        ).map((e) => [e.event_key, e]),
+  );
+  return rows.map((row) => {
+    const seq = written.get(row.event_key);
+    if (seq !== undefined) return { seq, hash: row.hash, created: true };
+    const existing = recorded.get(row.event_key);
+    // Another unique key than event_key refused it: never expected, and never silently dropped.
+    if (!existing) throw new Error(`audit event ${row.event_key} was neither written nor found`);
+    return { seq: existing.seq, hash: existing.hash, created: false };
+  });
 }
 
 // With the chain's name: one integrator at a time per chain, while other chains integrate beside it.

@@ -1,6 +1,7 @@
-import type { Kysely } from 'kysely';
-import type { ClientFacts, RiskFlag } from '../domain/process';
-import type { Database } from './schema';
+import type { Kysely, Selectable } from 'kysely';
+import type { ClientFacts, Policy, RiskFlag } from '../domain/process';
+import { withDefaults } from './policies';
+import type { ClientsTable, Database } from './schema';
 
 /** One client of one agency; another agency's client of the same id is not found. */
 export async function findClient(db: Kysely<Database>, agencyId: string, clientId: string) {
@@ -19,7 +20,15 @@ export async function clientFacts(
   clientId: string,
 ): Promise<(ClientFacts & { name: string }) | undefined> {
   const row = await findClient(db, agencyId, clientId);
-  if (!row) return undefined;
+  return row && recordFacts(row);
+}
+
+type FactColumns = Pick<
+  Selectable<ClientsTable>,
+  'name' | 'counselor_id' | 'risk_flags' | 'contact' | 'has_sud_records'
+>;
+
+function recordFacts(row: FactColumns): ClientFacts & { name: string } {
   return {
     name: row.name,
     counselorId: row.counselor_id,
@@ -27,6 +36,25 @@ export async function clientFacts(
     contact: row.contact,
     hasSubstanceUseRecords: row.has_sud_records,
   };
+}
+
+/**
+ * What a case opens from, in one read: the client's safety facts from the record and the agency's policy (or the
+ * defaults); undefined when the agency has no such client.
+ */
+export async function openingRecord(
+  db: Kysely<Database>,
+  agencyId: string,
+  clientId: string,
+): Promise<{ client: ClientFacts & { name: string }; policy: Policy } | undefined> {
+  const row = await db
+    .selectFrom('clients as c')
+    .leftJoin('agency_policies as p', 'p.agency_id', 'c.agency_id')
+    .select(['c.name', 'c.counselor_id', 'c.risk_flags', 'c.contact', 'c.has_sud_records', 'p.policy'])
+    .where('c.agency_id', '=', agencyId)
+    .where('c.client_id', '=', clientId)
+    .executeTakeFirst();
+  return row && { client: recordFacts(row), policy: withDefaults(row.policy ?? undefined) };
 }
 
 /** The client's cases that are opening or open in this agency (at most one, by the unique index). */

@@ -85,14 +85,25 @@ export interface OpenedTask {
  */
 export async function syncCaseTasks(
   db: Transaction<Database>,
-  input: { agencyId: string; caseId: string; counselorId: string; policy: Policy; waits: TaskSpec[]; ended: boolean },
+  input: {
+    agencyId: string;
+    caseId: string;
+    counselorId: string;
+    policy: Policy;
+    waits: TaskSpec[];
+    ended: boolean;
+    /** The case row was written in this transaction, over its reservation: it has no task to find or close. */
+    opening?: boolean;
+  },
 ): Promise<OpenedTask[]> {
   const opened: OpenedTask[] = [];
   // One read of the case's tasks: a wait already open (or once closed) costs no insert and no director lookup.
   const known = new Set(
-    (await db.selectFrom('tasks').select('task_key').where('case_id', '=', input.caseId).execute()).map(
-      (t) => t.task_key,
-    ),
+    input.opening
+      ? []
+      : (await db.selectFrom('tasks').select('task_key').where('case_id', '=', input.caseId).execute()).map(
+          (t) => t.task_key,
+        ),
   );
   for (const wait of input.waits) {
     if (known.has(wait.key)) continue;
@@ -134,6 +145,7 @@ export async function syncCaseTasks(
         assigneeRole: row.assignee_role,
       });
   }
+  if (input.opening) return opened;
   const keep = input.waits.map((w) => w.key);
   let close = db
     .updateTable('tasks')

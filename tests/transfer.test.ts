@@ -1,9 +1,17 @@
 import { randomUUID } from 'node:crypto';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { Kysely, PostgresDialect } from 'kysely';
+import { Pool } from 'pg';
+import { type OpenCaseFromRecordInput, createActivities } from '../activities';
 import { transferWorkflowId } from '../api/transfers';
+import { reserveCase } from '../db/cases';
 import { importCsv } from '../db/csv-import';
 import { clinicianRow, upsertReference } from '../db/reference';
+import type { Database } from '../db/schema';
+import { caseWorkflowId } from '../domain/case';
 import { DIRECTOR, STAFF, saveHistory, today } from './support/cases';
-import { seedCaseload } from './support/caseload';
+import { type Caseload, seedCaseload } from './support/caseload';
+import { testContext } from './support/context';
 import { type TestStack, eventually, inAgency, startStack } from './support/stack';
 
 let stack: TestStack;
@@ -20,6 +28,27 @@ async function casesOf(transferId: string) {
     .select(['case_id', 'client_id', 'status', 'risk_flags'])
     .where('transfer_id', '=', transferId)
     .execute();
+}
+
+/** A transfer's record, as the API writes it before it starts the transfer's workflow. */
+async function recordTransfer(seed: Caseload, options: { expected: number; clientIds?: string[] }): Promise<string> {
+  const transferId = randomUUID();
+  await stack.db
+    .insertInto('transfers')
+    .values({
+      transfer_id: transferId,
+      agency_id: seed.agencyId,
+      counselor_id: seed.counselorId,
+      last_day: today(30),
+      reason: 'counselor_relocation',
+      client_ids: options.clientIds ? JSON.stringify(options.clientIds) : null,
+      status: 'opening',
+      expected: options.expected,
+      requested_by: STAFF.id,
+      requested_by_role: STAFF.role,
+    })
+    .execute();
+  return transferId;
 }
 
 describe('CSV import', () => {
@@ -217,22 +246,7 @@ describe('caseload transfer', () => {
   test('when a transfer opens 30 pages, then it does so in one run of its workflow with no empty page after the last, so its progress never waits behind its cases in the task queue', async () => {
     // A page of one client: 30 pages, past the 25 a run held before, and a caseload that ends on a full page.
     const seed = await seedCaseload(stack.db, { clients: 30, receivers: [{ capacity: 30 }] });
-    const transferId = randomUUID();
-    await stack.db
-      .insertInto('transfers')
-      .values({
-        transfer_id: transferId,
-        agency_id: seed.agencyId,
-        counselor_id: seed.counselorId,
-        last_day: today(30),
-        reason: 'counselor_relocation',
-        client_ids: null,
-        status: 'opening',
-        expected: 30,
-        requested_by: STAFF.id,
-        requested_by_role: STAFF.role,
-      })
-      .execute();
+    const transferId = await recordTransfer(seed, { expected: 30 });
     const workflowId = transferWorkflowId(transferId);
     await stack.client.workflow.start('caseloadTransferWorkflow', {
       workflowId,
@@ -259,6 +273,118 @@ describe('caseload transfer', () => {
     );
     expect(pages).toHaveLength(30);
   }, 180_000);
+
+  test('when a transfer’s case opens, then it is one transaction of four statements (record and policy, row, task, both audit events), and a retry of it writes nothing more', async () => {
+    const seed = await seedCaseload(stack.db, { clients: 2, receivers: [{ capacity: 2 }] });
+    const [first, second] = seed.clientIds as [string, string];
+    // One case opened by a transfer, as every case opens: its state is the shape the next opening starts from.
+    const transferId = await recordTransfer(seed, { expected: 1, clientIds: [first] });
+    await stack.client.workflow.start('caseloadTransferWorkflow', {
+      workflowId: transferWorkflowId(transferId),
+      taskQueue: stack.taskQueue,
+      args: [{ transferId, lastDay: today(30), pageSize: 10 }],
+    });
+    const opened = await eventually(
+      () =>
+        stack.db
+          .selectFrom('cases')
+          .select(['state'])
+          .where('transfer_id', '=', transferId)
+          .where('status', '=', 'open')
+          .executeTakeFirst(),
+      60_000,
+    );
+
+    // The second client's case, reserved as a transfer page reserves it, then opened with statements counted.
+    const caseId = randomUUID();
+    const reservation = await reserveCase(stack.db, {
+      case_id: caseId,
+      agency_id: seed.agencyId,
+      client_id: second,
+      counselor_id: seed.counselorId,
+      kind: 'transfer',
+      reason: 'counselor_relocation',
+      status: 'opening',
+      step: 'opening',
+      workflow_id: caseWorkflowId(caseId),
+      opened_by: STAFF.id,
+      transfer_id: transferId,
+      last_day: today(30),
+    });
+    expect(reservation.outcome).toBe('reserved');
+    const statements: string[] = [];
+    const pool = new Pool({ connectionString: testContext().databaseUrl, max: 1 });
+    const counted = new Kysely<Database>({
+      dialect: new PostgresDialect({ pool }),
+      log: (event) => {
+        if (event.level === 'query') statements.push(event.query.sql.trim().split(/\s+/)[0]!.toLowerCase());
+      },
+    });
+    try {
+      const activities = createActivities({ db: counted });
+      const openCaseFromRecord = (i: OpenCaseFromRecordInput) => activities.openCaseFromRecord(i);
+      const template = opened.state!;
+      const input: OpenCaseFromRecordInput = {
+        caseId,
+        agencyId: seed.agencyId,
+        clientId: second,
+        kind: 'transfer',
+        reason: 'counselor_relocation',
+        lastDay: today(30),
+        transferId,
+        openedBy: STAFF,
+        requestId: null,
+        state: {
+          ...template,
+          facts: { ...template.facts, caseId, clientId: second },
+          status: 'opening',
+          step: 'opening',
+        },
+        proposal: { eventKey: `${caseId}:1:referral.candidates_proposed`, seq: 1, providers: [seed.receivers[0]!.id] },
+      };
+      const env = new MockActivityEnvironment({
+        activityId: '1',
+        workflowExecution: { workflowId: caseWorkflowId(caseId), runId: randomUUID() },
+      });
+      const answer = await env.run(openCaseFromRecord, input);
+      expect(statements).toEqual(['begin', 'select', 'insert', 'insert', 'with', 'commit']);
+
+      const row = await stack.db
+        .selectFrom('cases')
+        .select(['status', 'step', 'client_name'])
+        .where('case_id', '=', caseId)
+        .executeTakeFirstOrThrow();
+      expect(row).toMatchObject({ status: 'open', step: 'decision_review', client_name: 'Client 1' });
+      const tasksOf = () =>
+        stack.db.selectFrom('tasks').select(['kind', 'state']).where('case_id', '=', caseId).execute();
+      const tasks = await tasksOf();
+      expect(tasks).toEqual([{ kind: 'review_decision', state: 'open' }]);
+      const eventsOf = () =>
+        stack.db
+          .selectFrom('audit_events as e')
+          .leftJoin('audit_pending as p', 'p.event_seq', 'e.seq')
+          .leftJoin('audit_chain as c', 'c.event_seq', 'e.seq')
+          .select(['e.action', 'e.seq', 'e.activity_id', (eb) => eb.fn.coalesce('p.chain', 'c.chain').as('chain')])
+          .where('e.case_id', '=', caseId)
+          .orderBy('e.seq')
+          .execute();
+      const events = await eventsOf();
+      // In the order given, both in the agency's chain (queued, or chained by now), from the one activity.
+      expect(events.map((e) => [e.action, e.chain, e.activity_id])).toEqual([
+        ['case.opened', seed.agencyId, '1'],
+        ['referral.candidates_proposed', seed.agencyId, '1'],
+      ]);
+
+      // A retry (the worker died before Temporal heard back): the same answer, nothing written twice.
+      statements.length = 0;
+      expect(await env.run(openCaseFromRecord, input)).toEqual(answer);
+      expect(statements).toEqual(['begin', 'select', 'insert', 'select', 'commit']);
+      expect(await tasksOf()).toEqual(tasks);
+      expect((await eventsOf()).map((e) => e.seq)).toEqual(events.map((e) => e.seq));
+    } finally {
+      await counted.destroy();
+    }
+  }, 120_000);
 
   test('when a transfer names an unknown counselor, a past last day, a stranger client or a counselor already moving, then a clear 4xx and nothing starts', async () => {
     const seed = await seedCaseload(stack.db, { clients: 3, receivers: [{ capacity: 5 }] });
