@@ -560,7 +560,25 @@ function filtered(db: Kysely<Database>, filter: AuditFilter) {
   return query;
 }
 
-export async function summarize(db: Kysely<Database>, filter: AuditFilter) {
+/** The export's manifest: how many events it holds, and their first and last places in the agency's chain. */
+export async function summarize(
+  db: Kysely<Database>,
+  filter: AuditFilter,
+): Promise<{ count: string; first: string | null; last: string | null }> {
+  const { agencyId, upToPosition, ...narrowing } = filter;
+  if (Object.values(narrowing).every((value) => value === undefined)) {
+    // The whole chain up to its head: its places run on without a gap (the integrator writes each after the one
+    // before, and a trigger refuses any delete), so the count is read off the chain's key, not counted. A removed entry
+    // then shows as a manifest that promises more rows than the file has, besides the broken link.
+    const { first } = await db
+      .selectFrom('audit_chain')
+      .select((eb) => eb.fn.min('position').as('first'))
+      .where('chain', '=', agencyId)
+      .where('position', '<=', upToPosition)
+      .executeTakeFirstOrThrow();
+    if (first === null) return { count: '0', first: null, last: null };
+    return { count: String(BigInt(upToPosition) - BigInt(first) + 1n), first, last: upToPosition };
+  }
   return filtered(db, filter)
     .select((eb) => [
       eb.fn.countAll<string>().as('count'),

@@ -371,6 +371,40 @@ describe('the trail for compliance', () => {
     expect((await stack.request('GET', `/v1/clients/x/disclosures`, { actor: COUNSELOR })).status).toBe(403);
   });
 
+  test('when an agency exports its whole trail, then the manifest’s count and places are the rows the file holds, from the first export of an empty trail on', async () => {
+    // An agency of its own: nothing else writes to its chain while the test reads it.
+    const auditor = { ...COMPLIANCE, agencyId: `agency-${randomUUID().slice(0, 8)}` };
+    const exportWhole = async () => {
+      const res = await stack.request<string>('GET', '/v1/audit', { actor: auditor });
+      expect(res.status).toBe(200);
+      const body = typeof res.body === 'string' ? res.body : JSON.stringify(res.body);
+      const [head, ...events] = body
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      return { manifest: head.manifest, events: events as ExportedEvent[] };
+    };
+    // Nothing chained yet: no places at all.
+    const empty = await exportWhole();
+    expect(empty.manifest).toMatchObject({ count: 0, firstPosition: null, lastPosition: null, headPosition: null });
+    expect(empty.events).toEqual([]);
+    // Each export is an event of the trail: the next export holds the ones before it, and says so.
+    await exportWhole();
+    const third = await exportWhole();
+    expect(third.manifest).toMatchObject({ count: 2, firstPosition: '1', lastPosition: '2', headPosition: '2' });
+    expect(third.events.map((e) => [e.action, e.chain_position])).toEqual([
+      ['audit.exported', '1'],
+      ['audit.exported', '2'],
+    ]);
+    expect(verifyExportedEvents(third.events)).toMatchObject({ ok: true, checked: 2 });
+    // The CSV's manifest says the same of its own rows (one more export by then).
+    const csv = await stack.request<string>('GET', '/v1/audit?format=csv', { actor: auditor });
+    const manifest = JSON.parse(csv.headers.get('x-audit-manifest')!);
+    const rows = parse(csv.body, { columns: true }) as { chain_position: string }[];
+    expect(manifest).toMatchObject({ count: 3, firstPosition: '1', lastPosition: '3' });
+    expect(rows.map((r) => r.chain_position)).toEqual(['1', '2', '3']);
+  });
+
   test('when a reason in the trail starts like a spreadsheet formula, then the CSV export escapes it so it never runs', async () => {
     const c = await CaseDriver.open(stack);
     await c.act('cancel', { reason: '=HYPERLINK("http://example.invalid","open me")' }, DIRECTOR);
