@@ -266,9 +266,11 @@ export function createTransferActivities({ db, temporal, taskQueue, startConcurr
         .select('case_id')
         .where('transfer_id', '=', input.transferId)
         .orderBy('case_id')
-        .limit(input.pageSize);
+        // One more than the page, as the opening reads: the last page says so, and no empty page follows it.
+        .limit(input.pageSize + 1);
       if (input.afterCaseId) query = query.where('case_id', '>', input.afterCaseId);
-      const page = await query.execute();
+      const found = await query.execute();
+      const page = found.slice(0, input.pageSize);
       let cancelled = 0;
       await inBatches(page, startConcurrency, async ({ case_id }) => {
         try {
@@ -286,7 +288,7 @@ export function createTransferActivities({ db, temporal, taskQueue, startConcurr
         }
         Context.current().heartbeat({ cancelled });
       });
-      return { nextCaseId: page.length < input.pageSize ? null : page.at(-1)!.case_id, cancelled };
+      return { nextCaseId: found.length > input.pageSize ? page.at(-1)!.case_id : null, cancelled };
     },
 
     /** Moves the transfer's own record along, with its audit event. */

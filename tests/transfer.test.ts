@@ -274,6 +274,32 @@ describe('caseload transfer', () => {
     expect(pages).toHaveLength(30);
   }, 180_000);
 
+  test('when a transfer whose caseload ends on a full page is cancelled, then it cancels page by page with no empty page after the last', async () => {
+    const seed = await seedCaseload(stack.db, { clients: 3, receivers: [{ capacity: 3 }] });
+    const transferId = await recordTransfer(seed, { expected: 3 });
+    const handle = await stack.client.workflow.start('caseloadTransferWorkflow', {
+      workflowId: transferWorkflowId(transferId),
+      taskQueue: stack.taskQueue,
+      args: [{ transferId, lastDay: today(30), pageSize: 1 }],
+    });
+    await eventually(async () => {
+      const cases = await casesOf(transferId);
+      return cases.length === 3 && cases.every((c) => c.status === 'open') ? true : undefined;
+    }, 60_000);
+    const cancel = await stack.request('POST', `/v1/transfers/${transferId}/cancel`, {
+      body: { reason: 'the relocation fell through' },
+      actor: inAgency(DIRECTOR, seed),
+    });
+    expect(cancel.status).toBe(202);
+    expect(await handle.result()).toMatchObject({ phase: 'cancelled' });
+    expect((await casesOf(transferId)).map((c) => c.status)).toEqual(['cancelled', 'cancelled', 'cancelled']);
+    const events = (await handle.fetchHistory()).events ?? [];
+    const pages = events.filter(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'cancelTransferPage',
+    );
+    expect(pages).toHaveLength(3);
+  }, 120_000);
+
   test('when a transfer’s case opens, then it is one transaction of four statements (record and policy, row, task, both audit events), and a retry of it writes nothing more', async () => {
     const seed = await seedCaseload(stack.db, { clients: 2, receivers: [{ capacity: 2 }] });
     const [first, second] = seed.clientIds as [string, string];
