@@ -76,6 +76,14 @@ function requireTemporal(temporal: Client | undefined): Client {
   return temporal;
 }
 
+/**
+ * A page out of rows read one past its size (`limit(size + 1)`): the page, and whether it is the last. The last
+ * page says so itself, so no empty page is read after a list that ends on a full one.
+ */
+function lookAhead<T>(rows: T[], size: number): { page: T[]; last: boolean } {
+  return { page: rows.slice(0, size), last: rows.length <= size };
+}
+
 export function createTransferActivities({ db, temporal, taskQueue, startConcurrency = 16 }: TransferActivityDeps) {
   return {
     /**
@@ -104,14 +112,12 @@ export function createTransferActivities({ db, temporal, taskQueue, startConcurr
         .where('agency_id', '=', transfer.agency_id)
         .where('active', '=', true)
         .orderBy('client_id')
-        // One more than the page: a page that is the caseload's last says so, and no empty page follows it.
         .limit(input.pageSize + 1);
       if (input.afterClientId) query = query.where('client_id', '>', input.afterClientId);
       if (transfer.client_ids) query = query.where('client_id', 'in', transfer.client_ids);
-      const found = await query.execute();
-      const page = found.slice(0, input.pageSize);
+      const { page, last } = lookAhead(await query.execute(), input.pageSize);
       if (page.length === 0) return { nextClientId: null, started: 0, alreadyStarted: 0, openedTotal: transfer.opened };
-      const nextClientId = found.length > input.pageSize ? page.at(-1)!.client_id : null;
+      const nextClientId = last ? null : page.at(-1)!.client_id;
       // A client already in an open case of another process is not opened twice; the progress shows the gap.
       const elsewhere = new Set(
         (
@@ -266,11 +272,9 @@ export function createTransferActivities({ db, temporal, taskQueue, startConcurr
         .select('case_id')
         .where('transfer_id', '=', input.transferId)
         .orderBy('case_id')
-        // One more than the page, as the opening reads: the last page says so, and no empty page follows it.
         .limit(input.pageSize + 1);
       if (input.afterCaseId) query = query.where('case_id', '>', input.afterCaseId);
-      const found = await query.execute();
-      const page = found.slice(0, input.pageSize);
+      const { page, last } = lookAhead(await query.execute(), input.pageSize);
       let cancelled = 0;
       await inBatches(page, startConcurrency, async ({ case_id }) => {
         try {
@@ -288,7 +292,7 @@ export function createTransferActivities({ db, temporal, taskQueue, startConcurr
         }
         Context.current().heartbeat({ cancelled });
       });
-      return { nextCaseId: found.length > input.pageSize ? page.at(-1)!.case_id : null, cancelled };
+      return { nextCaseId: last ? null : page.at(-1)!.case_id, cancelled };
     },
 
     /** Moves the transfer's own record along, with its audit event. */

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { WorkflowHandle } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { Kysely, PostgresDialect } from 'kysely';
 import { Pool } from 'pg';
@@ -28,6 +29,23 @@ async function casesOf(transferId: string) {
     .select(['case_id', 'client_id', 'status', 'risk_flags'])
     .where('transfer_id', '=', transferId)
     .execute();
+}
+
+/** A transfer recorded as the API records it, then its workflow started with the given page size. */
+async function startTransfer(seed: Caseload, options: { expected: number; pageSize: number; clientIds?: string[] }) {
+  const transferId = await recordTransfer(seed, options);
+  const handle = await stack.client.workflow.start('caseloadTransferWorkflow', {
+    workflowId: transferWorkflowId(transferId),
+    taskQueue: stack.taskQueue,
+    args: [{ transferId, lastDay: today(30), pageSize: options.pageSize }],
+  });
+  return { transferId, handle };
+}
+
+/** The activities a workflow's history scheduled, by name. */
+async function scheduled(handle: WorkflowHandle, name: string) {
+  const events = (await handle.fetchHistory()).events ?? [];
+  return events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === name);
 }
 
 /** A transfer's record, as the API writes it before it starts the transfer's workflow. */
@@ -246,13 +264,7 @@ describe('caseload transfer', () => {
   test('when a transfer opens 30 pages, then it does so in one run of its workflow with no empty page after the last, so its progress never waits behind its cases in the task queue', async () => {
     // A page of one client: 30 pages, past the 25 a run held before, and a caseload that ends on a full page.
     const seed = await seedCaseload(stack.db, { clients: 30, receivers: [{ capacity: 30 }] });
-    const transferId = await recordTransfer(seed, { expected: 30 });
-    const workflowId = transferWorkflowId(transferId);
-    await stack.client.workflow.start('caseloadTransferWorkflow', {
-      workflowId,
-      taskQueue: stack.taskQueue,
-      args: [{ transferId, lastDay: today(30), pageSize: 1 }],
-    });
+    const { transferId, handle } = await startTransfer(seed, { expected: 30, pageSize: 1 });
 
     await eventually(async () => {
       const row = await stack.db
@@ -265,23 +277,15 @@ describe('caseload transfer', () => {
     expect(await casesOf(transferId)).toHaveLength(30);
 
     // The run that set the transfer open is the first: it did not continue as new.
-    const events = (await stack.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+    const events = (await handle.fetchHistory()).events ?? [];
     const started = events[0]?.workflowExecutionStartedEventAttributes;
     expect(started?.continuedExecutionRunId ?? '').toBe('');
-    const pages = events.filter(
-      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'openTransferPage',
-    );
-    expect(pages).toHaveLength(30);
+    expect(await scheduled(handle, 'openTransferPage')).toHaveLength(30);
   }, 180_000);
 
   test('when a transfer whose caseload ends on a full page is cancelled, then it cancels page by page with no empty page after the last', async () => {
     const seed = await seedCaseload(stack.db, { clients: 3, receivers: [{ capacity: 3 }] });
-    const transferId = await recordTransfer(seed, { expected: 3 });
-    const handle = await stack.client.workflow.start('caseloadTransferWorkflow', {
-      workflowId: transferWorkflowId(transferId),
-      taskQueue: stack.taskQueue,
-      args: [{ transferId, lastDay: today(30), pageSize: 1 }],
-    });
+    const { transferId, handle } = await startTransfer(seed, { expected: 3, pageSize: 1 });
     await eventually(async () => {
       const cases = await casesOf(transferId);
       return cases.length === 3 && cases.every((c) => c.status === 'open') ? true : undefined;
@@ -293,23 +297,14 @@ describe('caseload transfer', () => {
     expect(cancel.status).toBe(202);
     expect(await handle.result()).toMatchObject({ phase: 'cancelled' });
     expect((await casesOf(transferId)).map((c) => c.status)).toEqual(['cancelled', 'cancelled', 'cancelled']);
-    const events = (await handle.fetchHistory()).events ?? [];
-    const pages = events.filter(
-      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'cancelTransferPage',
-    );
-    expect(pages).toHaveLength(3);
+    expect(await scheduled(handle, 'cancelTransferPage')).toHaveLength(3);
   }, 120_000);
 
   test('when a transfer’s case opens, then it is one transaction of four statements (record and policy, row, task, both audit events), and a retry of it writes nothing more', async () => {
     const seed = await seedCaseload(stack.db, { clients: 2, receivers: [{ capacity: 2 }] });
     const [first, second] = seed.clientIds as [string, string];
     // One case opened by a transfer, as every case opens: its state is the shape the next opening starts from.
-    const transferId = await recordTransfer(seed, { expected: 1, clientIds: [first] });
-    await stack.client.workflow.start('caseloadTransferWorkflow', {
-      workflowId: transferWorkflowId(transferId),
-      taskQueue: stack.taskQueue,
-      args: [{ transferId, lastDay: today(30), pageSize: 10 }],
-    });
+    const { transferId } = await startTransfer(seed, { expected: 1, pageSize: 10, clientIds: [first] });
     const opened = await eventually(
       () =>
         stack.db
